@@ -1,0 +1,75 @@
+"""interp-widget: a microscope for neural networks that lives inside the notebook.
+
+``import interp_widget`` is fast: torch, TransformerLens and nnsight are imported
+only when a model is touched.
+
+>>> import interp_widget as iw
+>>> model = iw.load("induction-2l")          # doctest: +SKIP
+>>> iw.attention(model, "A B C D A B C D")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from interp_widget._version import __version__
+from interp_widget.errors import (
+    ContextLengthError,
+    InputMismatchError,
+    InterpWidgetError,
+    ModelLoadError,
+    SiteIndexError,
+    UnknownSiteError,
+)
+
+if TYPE_CHECKING:
+    from interp_widget.analysis.heads import head_scores
+    from interp_widget.models.format import save
+    from interp_widget.models.loading import load
+    from interp_widget.models.model import Model
+    from interp_widget.tracing.base import Intervention
+    from interp_widget.tracing.sites import Site
+    from interp_widget.widgets.attention import attention
+
+# public name -> module that defines it (imported on first use)
+_LAZY: dict[str, str] = {
+    "load": "interp_widget.models.loading",
+    "save": "interp_widget.models.format",
+    "Model": "interp_widget.models.model",
+    "Site": "interp_widget.tracing.sites",
+    "Intervention": "interp_widget.tracing.base",
+    "head_scores": "interp_widget.analysis.heads",
+    "attention": "interp_widget.widgets.attention",
+}
+
+__all__ = [
+    "ContextLengthError",
+    "InputMismatchError",
+    "InterpWidgetError",
+    "Intervention",
+    "Model",
+    "ModelLoadError",
+    "Site",
+    "SiteIndexError",
+    "UnknownSiteError",
+    "__version__",
+    "attention",
+    "head_scores",
+    "load",
+    "save",
+]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        msg = f"module 'interp_widget' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
