@@ -40,10 +40,10 @@ class Model:
         """Parse ``site`` and check its layer / head against this model; return it."""
         s = Site.parse(site)
         spec = self.spec
-        if s.layer is not None and not 0 <= s.layer < spec.n_layers:
+        if s.layer is not None and spec.n_layers > 0 and not 0 <= s.layer < spec.n_layers:
             msg = f"layer {s.layer} is out of range: {self.name} has {spec.n_layers} layers (0..{spec.n_layers - 1})"
             raise SiteIndexError(msg)
-        if s.head is not None and not 0 <= s.head < spec.n_heads:
+        if s.head is not None and spec.n_heads > 0 and not 0 <= s.head < spec.n_heads:
             msg = f"head {s.head} is out of range: {self.name} has {spec.n_heads} heads per layer (0..{spec.n_heads - 1})"
             raise SiteIndexError(msg)
         known = {i.site.hook_name for i in self.sites()}

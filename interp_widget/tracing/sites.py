@@ -24,6 +24,13 @@ logits (pseudo-site)                   batch pos d_vocab
 
 ``head`` selects along the head axis, ``position`` along the (query) position
 axis; both are optional.
+
+Generic module sites. A model with no TransformerLens-style site map (any torch
+module wrapped by the nnsight backend) exposes each submodule's output as the site
+``module:<path>``, e.g. ``Site.parse("module:encoder.layers.0.fc1")`` or
+``Site.module("encoder.layers.0.fc1")``. Such a site has no layer and no head;
+its position axis is taken to be axis 1 (``batch pos ...``). A module returning
+a tuple is represented by the tuple's first element.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ LAYER_COMPONENTS: tuple[str, ...] = (
 )
 #: components that are not inside a block
 GLOBAL_COMPONENTS: tuple[str, ...] = ("hook_embed", "hook_pos_embed", "ln_final.hook_normalized", "logits")
+#: prefix of a generic module site (``module:<module path>``); see the module docstring
+MODULE_PREFIX = "module:"
 
 #: components whose tensors have a head axis, and which axis it is
 HEAD_AXIS: dict[str, int] = {
@@ -79,6 +88,14 @@ class Site:
     position: int | None = None
 
     def __post_init__(self) -> None:
+        if self.component.startswith(MODULE_PREFIX):
+            if not self.component[len(MODULE_PREFIX):]:
+                msg = f"a module site needs a module path after {MODULE_PREFIX!r} (e.g. 'module:layers.0.fc1')"
+                raise UnknownSiteError(msg)
+            if self.layer is not None or self.head is not None:
+                msg = f"module site {self.component!r} takes no layer or head (got layer={self.layer}, head={self.head})"
+                raise UnknownSiteError(msg)
+            return
         if self.component in GLOBAL_COMPONENTS:
             if self.layer is not None:
                 msg = f"site {self.component!r} is not inside a layer; got layer={self.layer}"
@@ -88,7 +105,7 @@ class Site:
                 msg = f"site {self.component!r} needs a layer (e.g. 'blocks.0.{self.component}')"
                 raise UnknownSiteError(msg)
         else:
-            known = ", ".join((*GLOBAL_COMPONENTS, *(f"blocks.L.{c}" for c in LAYER_COMPONENTS)))
+            known = ", ".join((*GLOBAL_COMPONENTS, *(f"blocks.L.{c}" for c in LAYER_COMPONENTS), "module:<path>"))
             msg = f"unknown site component {self.component!r}; known: {known}"
             raise UnknownSiteError(msg)
         if self.head is not None and self.component not in HEAD_AXIS:
@@ -108,7 +125,17 @@ class Site:
 
     @property
     def pos_axis(self) -> int:
-        return POS_AXIS[self.component]
+        return POS_AXIS.get(self.component, 1)
+
+    @property
+    def is_module(self) -> bool:
+        """True for a generic ``module:<path>`` site."""
+        return self.component.startswith(MODULE_PREFIX)
+
+    @classmethod
+    def module(cls, path: str, *, position: int | None = None) -> Site:
+        """The generic site for the output of the submodule at ``path``."""
+        return cls(MODULE_PREFIX + path, None, None, position)
 
     def with_(self, *, head: int | None = None, position: int | None = None) -> Site:
         return Site(self.component, self.layer, head, position)
