@@ -22,6 +22,7 @@ from interp_widget.errors import (
     SiteIndexError,
     UnknownSiteError,
 )
+from interp_widget.server import serve_in_kernel as _serve_in_kernel
 
 if TYPE_CHECKING:
     from interp_widget.analysis.heads import head_scores
@@ -73,3 +74,11 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+_serve_in_kernel()  # the side panel's comm target; does nothing outside an ipykernel
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where JupyterLab finds the prebuilt extension (for ``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "interp-widget"}]

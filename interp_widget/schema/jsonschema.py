@@ -1,0 +1,69 @@
+"""The JSON Schema of every wire model, in one document (the input of ``npm run gen:types``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from interp_widget.schema.attention import (
+    AttentionState,
+    CommandEnvelope,
+    ErrorReply,
+    GetPatternRequest,
+    PatternReply,
+    StaticAttention,
+)
+from interp_widget.schema.tensor import TensorPayload
+
+#: the models whose TypeScript types are generated (their dependencies come along)
+EXPORTED: tuple[type[BaseModel], ...] = (
+    TensorPayload,
+    AttentionState,
+    GetPatternRequest,
+    PatternReply,
+    ErrorReply,
+    CommandEnvelope,
+    StaticAttention,
+)
+
+#: the models the browser sends to the kernel
+RECEIVED: tuple[type[BaseModel], ...] = (GetPatternRequest,)
+
+
+def wire_schema() -> dict[str, Any]:
+    """One schema whose ``$defs`` hold every exported model (serialisation mode: what is sent)."""
+    # what Python sends is described in serialisation mode (defaults are always present);
+    # requests, which the browser sends, in validation mode (defaults may be left out)
+    modes: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (m, "validation" if m in RECEIVED else "serialization") for m in EXPORTED
+    ]
+    _, top = models_json_schema(modes, ref_template="#/$defs/{model}")
+    defs = {name: _strip_titles(d, keep=True) for name, d in top.get("$defs", {}).items()}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "InterpWidgetWire",
+        "description": "Generated from the pydantic models in interp_widget/schema; do not edit.",
+        "type": "object",
+        "properties": {m.__name__: {"$ref": f"#/$defs/{m.__name__}"} for m in EXPORTED},
+        "additionalProperties": False,
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+def _strip_titles(node: Any, *, keep: bool = False) -> Any:
+    """Drop pydantic's per-field titles (they would become one TypeScript alias per field),
+    and the siblings of ``$ref`` (they would make a copy of the referenced type)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return {"$ref": node["$ref"]}
+        return {k: _strip_titles(v) for k, v in node.items() if keep or k != "title" or not isinstance(v, str)}
+    if isinstance(node, list):
+        return [_strip_titles(v) for v in node]
+    return node
+
+
+def dumps() -> str:
+    return json.dumps(wire_schema(), indent=2, sort_keys=False) + "\n"
