@@ -23,6 +23,7 @@ from interp_widget.errors import (
     UnknownSiteError,
 )
 from interp_widget.server import serve_in_kernel as _serve_in_kernel
+from interp_widget.widgets._display import register as _register_displays
 
 if TYPE_CHECKING:
     from interp_widget.analysis.heads import head_scores
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from interp_widget.tracing.base import Intervention
     from interp_widget.tracing.sites import Site
     from interp_widget.widgets.attention import attention
+    from interp_widget.widgets.heatmap import show
+    from interp_widget.widgets.patching import PatchingWidget, patching_widget
 
 # public name -> module that defines it (imported on first use)
 _LAZY: dict[str, str] = {
@@ -42,6 +45,9 @@ _LAZY: dict[str, str] = {
     "Intervention": "interp_widget.tracing.base",
     "head_scores": "interp_widget.analysis.heads",
     "attention": "interp_widget.widgets.attention",
+    "patching_widget": "interp_widget.widgets.patching",
+    "PatchingWidget": "interp_widget.widgets.patching",
+    "show": "interp_widget.widgets.heatmap",
 }
 
 __all__ = [
@@ -51,6 +57,7 @@ __all__ = [
     "Intervention",
     "Model",
     "ModelLoadError",
+    "PatchingWidget",
     "Site",
     "SiteIndexError",
     "UnknownSiteError",
@@ -58,7 +65,9 @@ __all__ = [
     "attention",
     "head_scores",
     "load",
+    "patching_widget",
     "save",
+    "show",
 ]
 
 
@@ -77,6 +86,7 @@ def __dir__() -> list[str]:
 
 
 _serve_in_kernel()  # the side panel's comm target; does nothing outside an ipykernel
+_register_displays()  # results display as heatmaps in IPython; does nothing elsewhere
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

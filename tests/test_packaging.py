@@ -137,7 +137,8 @@ def test_npm_build_makes_the_ensured_targets() -> None:
     targets = re.search(r"ensured-targets = \[(.*?)\]", pyproject, re.S)
     assert targets is not None
     names = re.findall(r'"([^"]+)"', targets.group(1))
-    assert set(names) == {"interp_widget/widgets/static/attention.js", "interp_widget/labextension/package.json"}
+    assert set(names) == {"interp_widget/widgets/static/attention.js", "interp_widget/widgets/static/patching.js",
+                          "interp_widget/labextension/package.json"}
     scripts = json.loads((ROOT / "package.json").read_text())["scripts"]
     assert "build:widgets" in scripts["build"] and "build:labextension" in scripts["build"]
     ext = json.loads((ROOT / "labextension" / "package.json").read_text())

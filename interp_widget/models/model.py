@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from interp_widget.errors import SiteIndexError, UnknownSiteError
+from interp_widget.server.registry import track
 from interp_widget.tracing.base import Backend, Intervention, Metric, ModelSpec, RunResult, SiteInfo
 from interp_widget.tracing.sites import Site
 
@@ -23,6 +24,7 @@ class Model:
         self.backend = backend
         self.name = name or backend.spec.name or type(raw).__name__
         self.raw = raw
+        track(self, "model")  # the side panel's registry (weak reference)
 
     # --- description -------------------------------------------------------
     @property

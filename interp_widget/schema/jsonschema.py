@@ -16,6 +16,15 @@ from interp_widget.schema.attention import (
     PatternReply,
     StaticAttention,
 )
+from interp_widget.schema.patching import (
+    CancelRequest,
+    OpenHeadRequest,
+    PatchingEnvelope,
+    PatchingState,
+    RunRequest,
+    StaticHeatmap,
+    StatusMessage,
+)
 from interp_widget.schema.tensor import TensorPayload
 
 #: the models whose TypeScript types are generated (their dependencies come along)
@@ -27,10 +36,18 @@ EXPORTED: tuple[type[BaseModel], ...] = (
     ErrorReply,
     CommandEnvelope,
     StaticAttention,
+    # the patching widget and the result heatmap (interp_widget/schema/patching.py)
+    PatchingState,
+    RunRequest,
+    CancelRequest,
+    OpenHeadRequest,
+    PatchingEnvelope,
+    StatusMessage,
+    StaticHeatmap,
 )
 
 #: the models the browser sends to the kernel
-RECEIVED: tuple[type[BaseModel], ...] = (GetPatternRequest,)
+RECEIVED: tuple[type[BaseModel], ...] = (GetPatternRequest, RunRequest, CancelRequest, OpenHeadRequest)
 
 
 def wire_schema() -> dict[str, Any]:

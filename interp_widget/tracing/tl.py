@@ -41,6 +41,42 @@ def _is_bridge(model: Any) -> bool:
     return any(c.__name__ == "TransformerBridge" for c in type(model).__mro__)
 
 
+def _frozen_kv_cache(prefix_kv: Sequence[tuple[torch.Tensor, torch.Tensor]], batch: int, device: Any) -> Any:
+    """A frozen TransformerLens key/value cache holding a shared prefix's keys and values."""
+    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+    from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
+
+    entries = []
+    for keys, values in prefix_kv:
+        if keys.shape[0] != batch or values.shape != keys.shape:
+            msg = f"prefix_kv keys {tuple(keys.shape)} / values {tuple(values.shape)} do not fit a batch of {batch}"
+            raise BackendError(msg)
+        entries.append(TransformerLensKeyValueCacheEntry(keys.to(device), values.to(device), frozen=True))
+    n_prefix = entries[0].past_keys.shape[1] if entries else 0
+    mask = torch.ones(batch, n_prefix, dtype=torch.int, device=device)
+    return TransformerLensKeyValueCache(entries, mask, frozen=True)
+
+
+class _StopRun(Exception):
+    """Raised by a hook to end a ``stop_after_capture`` run once every capture is taken."""
+
+
+def _stopping(hooks: list[tuple[str, Any]], wanted: set[str]) -> list[tuple[str, Any]]:
+    left = set(wanted)
+
+    def wrap(name: str, fn: Any) -> Any:
+        def hook(tensor: torch.Tensor, hook: Any) -> torch.Tensor:
+            out = fn(tensor, hook)
+            left.discard(name)
+            if not left:
+                raise _StopRun
+            return out
+
+        return hook
+
+    return [(n, wrap(n, f)) if n in wanted else (n, f) for n, f in hooks]
+
+
 class TransformerLensBackend:
     """A :class:`~interp_widget.tracing.base.Backend` over a TransformerLens model."""
 
@@ -68,6 +104,12 @@ class TransformerLensBackend:
         #: whether run() takes start_at_layer= / resid= (HookedTransformer's forward does; see run())
         self.supports_start_at_layer = not _is_bridge(model) and getattr(cfg, "positional_embedding_type",
                                                                           "standard") != "shortformer"
+        #: whether run() takes logit_positions= (logits of those positions only: ``[batch, len, d_vocab]``)
+        self.supports_logit_positions = self.supports_start_at_layer
+        #: whether run() takes stop_after_capture= (end the pass once every capture is taken)
+        self.supports_stop_after_capture = True
+        #: whether run() takes prefix_kv= (run only the positions after a shared, cached prefix)
+        self.supports_prefix_kv = self.supports_start_at_layer
 
     # --- description ---------------------------------------------------------------------
     def _list_sites(self, attn_only: bool) -> dict[str, Site]:
@@ -122,10 +164,19 @@ class TransformerLensBackend:
         attention_mask: torch.Tensor | None = None,
         start_at_layer: int | None = None,
         resid: torch.Tensor | None = None,
+        logit_positions: Sequence[int] | None = None,
+        stop_after_capture: bool = False,
+        prefix_kv: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> RunResult:
         """See :meth:`Backend.run`. Extension: ``start_at_layer=L, resid=r`` runs blocks ``L..`` on ``r``
         (the value of ``blocks.L.hook_resid_pre``, ``[batch, pos, d_model]``) instead of embedding ``tokens``
         (HookedTransformer only: ``supports_start_at_layer``); sites below layer ``L`` are then unavailable.
+        ``logit_positions=[p, ...]`` returns the logits of those positions only (``supports_logit_positions``):
+        the unembedding of the other positions is skipped, and ``ln_final`` / ``logits`` sites see only them.
+        ``stop_after_capture=True`` ends the pass as soon as every ``capture`` is taken (no logits, no metric).
+        ``prefix_kv=[(keys, values) per layer]`` (each ``[batch, P, head, d_head]``, a shared prefix's
+        ``hook_k`` / ``hook_v``) with ``start_at_layer`` runs only the positions after the prefix: ``tokens``
+        and ``resid`` hold the suffix, every site sees suffix positions (patterns: ``[.., suffix, P + suffix]``).
         """
         tokens = as_token_batch(tokens)
         check_context(tokens.shape[1], self.spec.n_ctx, self._name)
@@ -134,10 +185,18 @@ class TransformerLensBackend:
                           metric=metric)
         if start_at_layer is not None:
             self._check_start(start_at_layer, resid, tokens, plan)
+        elif prefix_kv is not None:
+            msg = "prefix_kv needs start_at_layer= and resid= (the residual stream of the positions after the prefix)"
+            raise BackendError(msg)
         grad_names = [Site.parse(g).with_().hook_name for g in grads]
         cache: dict[str, torch.Tensor] = {}
         graph: dict[str, torch.Tensor] = {}
         fwd_hooks = [(name, self._hook(p, cache, graph)) for name, p in plan.items() if name != "logits"]
+        if stop_after_capture:
+            if grads or metric is not None or "logits" in plan or not any(p.capture for p in plan.values()):
+                msg = "stop_after_capture needs captures (not logits) and no grads or metric"
+                raise BackendError(msg)
+            fwd_hooks = _stopping(fwd_hooks, {n for n, p in plan.items() if p.capture})
         model = self.model
         restore: list[Callable[[], None]] = []
         try:
@@ -153,10 +212,20 @@ class TransformerLensBackend:
             if attention_mask is not None:
                 kwargs["attention_mask"] = attention_mask.to(tokens.device)
             with torch.set_grad_enabled(bool(grad_names)), model.hooks(fwd_hooks=fwd_hooks):
-                if start_at_layer is not None and resid is not None:
-                    logits = model(resid.to(tokens.device), start_at_layer=start_at_layer, tokens=tokens, **kwargs)
-                else:
-                    logits = model(tokens, **kwargs)
+                if logit_positions is not None:  # extension: unembed only these positions (analysis sweeps)
+                    kwargs["stop_at_layer"] = self.spec.n_layers
+                if prefix_kv is not None:
+                    kwargs["past_kv_cache"] = _frozen_kv_cache(prefix_kv, tokens.shape[0], tokens.device)
+                try:
+                    if start_at_layer is not None and resid is not None:
+                        logits = model(resid.to(tokens.device), start_at_layer=start_at_layer, tokens=tokens,
+                                       **kwargs)
+                    else:
+                        logits = model(tokens, **kwargs)
+                except _StopRun:
+                    return RunResult(logits=None, cache=cache)
+                if logit_positions is not None:
+                    logits = self._unembed(logits[:, list(logit_positions)])
                 if "logits" in plan:
                     logits = self._hook(plan["logits"], cache, graph)(logits, None)
                 value = None
@@ -172,6 +241,15 @@ class TransformerLensBackend:
             for undo in reversed(restore):
                 undo()
         return RunResult(logits=logits.detach(), cache=cache, grads=out_grads if grad_names else {}, metric=value)
+
+    def _unembed(self, resid: torch.Tensor) -> torch.Tensor:
+        """``ln_final`` + ``unembed`` (+ soft cap) of a final residual stream, as the model's forward does."""
+        model = self.model
+        if model.cfg.normalization_type is not None:
+            resid = model.ln_final(resid)
+        logits = model.unembed(resid)
+        cap = getattr(model.cfg, "output_logits_soft_cap", -1.0)
+        return cap * torch.tanh(logits / cap) if cap and cap > 0 else logits
 
     def _check_start(self, layer: int, resid: torch.Tensor | None, tokens: torch.Tensor,
                      plan: dict[str, SitePlan]) -> None:

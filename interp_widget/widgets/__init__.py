@@ -8,9 +8,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LAZY = {"AttentionWidget": "interp_widget.widgets.attention", "attention": "interp_widget.widgets.attention"}
+_LAZY = {
+    "AttentionWidget": "interp_widget.widgets.attention",
+    "attention": "interp_widget.widgets.attention",
+    "PatchingWidget": "interp_widget.widgets.patching",
+    "patching_widget": "interp_widget.widgets.patching",
+    "show": "interp_widget.widgets.heatmap",
+}
 
-__all__ = ["AttentionWidget", "attention"]
+__all__ = ["AttentionWidget", "PatchingWidget", "attention", "patching_widget", "show"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,11 +1,12 @@
 // JupyterLab extension of interp-widget:
 //   * "interp-widget: About" in the command palette (shows the installed version);
 //   * static snapshots of interp-widget views in notebooks opened without the widget's kernel.
-// The side panel comes in a later issue.
+//   * the side panel (./panel/plugin.ts): what interp_widget holds in the active kernel.
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from "@jupyterlab/application";
 import { Dialog, ICommandPalette, showDialog } from "@jupyterlab/apputils";
 import { IRenderMimeRegistry } from "@jupyterlab/rendermime";
 import { version } from "../package.json";
+import { panelPlugin } from "./panel/plugin";
 import { registerSnapshotRenderer } from "./snapshot";
 
 export const COMMAND_ABOUT = "interp-widget:about";
@@ -43,4 +44,4 @@ const snapshots: JupyterFrontEndPlugin<void> = {
   },
 };
 
-export default [about, snapshots];
+export default [about, snapshots, panelPlugin];

@@ -11,7 +11,7 @@ import type { IRenderMimeRegistry } from "@jupyterlab/rendermime";
 import type { IRenderMime } from "@jupyterlab/rendermime-interfaces";
 import type { Message } from "@lumino/messaging";
 import { Panel, Widget } from "@lumino/widgets";
-import { mountStatic } from "../../src/attention/static";
+import { mountStatic } from "../../src/views/static"; // attention or heatmap, by data-iw-static
 
 export const SNAPSHOT_MIME = "application/vnd.interp-widget.snapshot+json";
 export const WIDGET_MIME = "application/vnd.jupyter.widget-view+json";

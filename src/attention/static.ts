@@ -6,7 +6,7 @@ import { staticSource } from "./source";
 import { createStore } from "./store";
 import { renderAttention } from "./view";
 
-export const STATIC_SELECTOR = "[data-iw-static]";
+export const STATIC_SELECTOR = '[data-iw-static="attention"]';
 
 /** Render the static view held in `container` (a `[data-iw-static]` element with a `script.iw-static-data` child). */
 export function mountStatic(container: HTMLElement): () => void {

@@ -13,6 +13,13 @@ export interface InterpWidgetWire {
   ErrorReply?: ErrorReply;
   CommandEnvelope?: CommandEnvelope;
   StaticAttention?: StaticAttention;
+  PatchingState?: PatchingState;
+  RunRequest?: RunRequest;
+  CancelRequest?: CancelRequest;
+  OpenHeadRequest?: OpenHeadRequest;
+  PatchingEnvelope?: PatchingEnvelope;
+  StatusMessage?: StatusMessage;
+  StaticHeatmap?: StaticHeatmap;
 }
 /**
  * An n-dimensional array on the wire: dtype, shape and the raw bytes (little-endian, C order).
@@ -210,4 +217,241 @@ export interface StaticAttention {
   version: 1;
   state: AttentionState;
   patterns: (TensorPayload | null)[];
+}
+/**
+ * The patching widget's synced state (one trait per field).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "PatchingState".
+ */
+export interface PatchingState {
+  model_name: string;
+  n_layers: number;
+  n_heads: number;
+  /**
+   * False for attention-only models: no MLP sweep
+   */
+  has_mlp: boolean;
+  /**
+   * show the run controls (False: a result without a model)
+   */
+  controls: boolean;
+  /**
+   * clean prompt(s), one per line
+   */
+  clean: string;
+  /**
+   * corrupted prompt(s), one per line
+   */
+  corrupted: string;
+  metric: "logit_diff" | "probability" | "kl" | "loss";
+  /**
+   * the correct answer token (logit difference, probability)
+   */
+  answer: string;
+  /**
+   * the wrong answer token (logit difference)
+   */
+  wrong: string;
+  component: "resid" | "attn" | "mlp" | "heads" | "path";
+  /**
+   * path patching receiver: 'logits' or e.g. 'L1H2.k'
+   */
+  receiver: string;
+  normalize: boolean;
+  result: HeatmapData | null;
+  status: RunStatus;
+}
+/**
+ * A result as the heatmap view draws it.
+ *
+ * ``values`` is float32 with one axis per entry of ``axes`` (``labels[i]`` names the indices of
+ * axis ``i``; NaN marks cells that do not exist). ``rows`` / ``cols`` are the axes drawn as rows and
+ * columns (``cols`` None: one column); every other axis is shown one index at a time, ``slice[i]``
+ * being the index shown first.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "HeatmapData".
+ */
+export interface HeatmapData {
+  title: string;
+  /**
+   * activation_patching, path_patching, attribution, ablation or head_scores
+   */
+  kind: string;
+  /**
+   * the sweep, e.g. 'heads', 'resid_pre'
+   */
+  sites: string;
+  metric: string;
+  axes: string[];
+  labels: string[][];
+  values: TensorPayload;
+  /**
+   * the axis drawn as rows
+   */
+  rows: number;
+  /**
+   * the axis drawn as columns (None: a single column)
+   */
+  cols: number | null;
+  /**
+   * per axis: the index shown first (ignored for the rows / cols axes)
+   */
+  slice: number[];
+  clean_metric: number | null;
+  corrupted_metric: number | null;
+  normalized: boolean;
+  /**
+   * diverging: around `center`; sequential: min..max
+   */
+  scale: "diverging" | "sequential";
+  /**
+   * the value drawn in the background colour (diverging scale)
+   */
+  center: number;
+  /**
+   * one line of context (direction, forward passes, ...)
+   */
+  note: string;
+}
+/**
+ * Where the widget's run stands (the ``status`` trait, and each progress message).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "RunStatus".
+ */
+export interface RunStatus {
+  state: "idle" | "running" | "done" | "cancelled" | "error";
+  run_id: number;
+  /**
+   * work done, in `unit`
+   */
+  done: number;
+  /**
+   * work in the run, in `unit` (0: not known yet)
+   */
+  total: number;
+  /**
+   * runs: patched runs; permille: thousandths of a run of several sweeps (path patching)
+   */
+  unit: "runs" | "permille";
+  elapsed_s: number;
+  /**
+   * the Python exception class when state is 'error'
+   */
+  error_type: string;
+  message: string;
+}
+/**
+ * Command ``start_run``: patch with these inputs; the reply comes at once, the result when it is done.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "RunRequest".
+ */
+export interface RunRequest {
+  clean: string;
+  corrupted: string;
+  metric?: "logit_diff" | "probability" | "kl" | "loss";
+  answer?: string;
+  wrong?: string;
+  component?: "resid" | "attn" | "mlp" | "heads" | "path";
+  receiver?: string;
+  normalize?: boolean;
+}
+/**
+ * Command ``cancel_run``: stop the run ``run_id`` (None: whichever is running).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "CancelRequest".
+ */
+export interface CancelRequest {
+  run_id?: number | null;
+}
+/**
+ * Command ``open_head``: one head's attention on the clean and the corrupted prompt.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "OpenHeadRequest".
+ */
+export interface OpenHeadRequest {
+  layer: number;
+  head: number;
+  window_size?: number;
+}
+/**
+ * The ``response`` of a patching-widget command (see ``CommandEnvelope``).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "PatchingEnvelope".
+ */
+export interface PatchingEnvelope {
+  reply: RunStarted | CancelReply | HeadPatternsReply | PatternReply | ErrorReply;
+  buffer_paths: (string | number)[][];
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "RunStarted".
+ */
+export interface RunStarted {
+  ok: true;
+  run_id: number;
+  n_prompts: number;
+  n_tokens: number;
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "CancelReply".
+ */
+export interface CancelReply {
+  ok: true;
+  /**
+   * the run that was asked to stop (None: nothing was running)
+   */
+  run_id: number | null;
+  cancelled: boolean;
+}
+/**
+ * ``prompts[0]`` is the clean prompt, ``prompts[1]`` the corrupted one (as in the attention view:
+ * ``get_pattern`` requests address them as prompt 0 and 1); ``windows[i]`` is the first window of
+ * the head on prompt ``i``.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "HeadPatternsReply".
+ */
+export interface HeadPatternsReply {
+  ok: true;
+  model_name: string;
+  n_layers: number;
+  n_heads: number;
+  layer: number;
+  head: number;
+  /**
+   * ['clean', 'corrupted']
+   */
+  names: string[];
+  prompts: PromptData[];
+  windows: PatternWindow[];
+}
+/**
+ * Custom message the kernel pushes while a run goes on (anywidget ``msg:custom``).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "StatusMessage".
+ */
+export interface StatusMessage {
+  kind: "iw-status";
+  status: RunStatus;
+}
+/**
+ * What a static page (notebook snapshot, HTML export) embeds for a result heatmap; ``data``
+ * fields are base64 text there.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "StaticHeatmap".
+ */
+export interface StaticHeatmap {
+  kind: "heatmap";
+  version: 1;
+  state: PatchingState;
 }

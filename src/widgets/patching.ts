@@ -1,0 +1,129 @@
+// anywidget entry of the patching widget (interp_widget/widgets/static/patching.js): binds the widget
+// model (traits, commands, pushed status messages) to the pure patching view. When the bundle runs in
+// a static page it also mounts every embedded heatmap (`[data-iw-static="heatmap"]`).
+import type { AnyModel, RenderProps } from "@anywidget/types";
+import type {
+  CancelReply, ErrorReply, HeadPatternsReply, PatchingEnvelope, PatchingState, RunStarted, RunStatus,
+} from "../schema/generated";
+import { CommandError, putBuffers } from "../schema/wire";
+import { type Invoke, invokeSource } from "../attention/source";
+import { createStore } from "../attention/store";
+import { decodeHeatmap } from "../views/heatmap-math";
+import { FORM_KEYS, type PatchingForm, type PatchingViewState, renderPatching } from "../views/patching";
+import { decodeHeadPatterns } from "../views/patching-heads";
+import { mountAllHeatmaps } from "../views/patching-static";
+
+export { renderPatching } from "../views/patching";
+export { mountAllHeatmaps, mountHeatmapStatic } from "../views/patching-static";
+
+/** Unpack a command response; throws CommandError for `{ok: false}`. */
+export function unpackCommand<T>(response: unknown, buffers: readonly DataView[]): T {
+  if (response === null || typeof response !== "object" || !("reply" in response)) {
+    throw new Error(`malformed command response: ${JSON.stringify(response)?.slice(0, 200)}`);
+  }
+  const env = response as PatchingEnvelope;
+  const reply = putBuffers(env.reply, env.buffer_paths, buffers);
+  if (!reply.ok) throw new CommandError((reply as ErrorReply).error);
+  return reply as unknown as T;
+}
+
+async function call<T>(invoke: Invoke, name: string, msg: unknown, timeoutMs: number): Promise<T> {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(new Error(`no reply from the kernel to ${name} within ${timeoutMs / 1000} s`)), timeoutMs);
+  try {
+    const [response, buffers] = await invoke<unknown>(name, msg, { signal: ctrl.signal });
+    return unpackCommand<T>(response, buffers);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function viewState(model: AnyModel<PatchingState>): PatchingViewState {
+  const result = model.get("result");
+  return {
+    modelName: model.get("model_name"),
+    nLayers: model.get("n_layers"),
+    nHeads: model.get("n_heads"),
+    hasMlp: model.get("has_mlp"),
+    controls: model.get("controls"),
+    clean: model.get("clean"),
+    corrupted: model.get("corrupted"),
+    metric: model.get("metric"),
+    answer: model.get("answer"),
+    wrong: model.get("wrong"),
+    component: model.get("component"),
+    receiver: model.get("receiver"),
+    normalize: model.get("normalize"),
+    result: result ? decodeHeatmap(result) : null,
+    status: model.get("status"),
+  };
+}
+
+/** Mount the view for `model` into `el`; returns a cleanup. Exported for tests. */
+export function bindPatching(model: AnyModel<PatchingState>, el: HTMLElement, invoke: Invoke): () => void {
+  const state = createStore(viewState(model));
+  const newer = (s: RunStatus) => {
+    const cur = state.get().status;
+    return s.run_id > cur.run_id || (s.run_id === cur.run_id && !(cur.state !== "running" && s.state === "running"));
+  };
+  const onResult = () => {
+    const r = model.get("result");
+    state.set({ result: r ? decodeHeatmap(r) : null });
+  };
+  const onStatus = () => {
+    const s = model.get("status");
+    if (newer(s)) state.set({ status: s });
+  };
+  const onForm = () => {
+    const patch: Partial<PatchingForm> = {};
+    for (const k of FORM_KEYS) (patch as Record<string, unknown>)[k] = model.get(k);
+    state.set(patch);
+  };
+  const onCustom = (msg: unknown) => {
+    const m = msg as { kind?: string; status?: RunStatus };
+    if (m && m.kind === "iw-status" && m.status && newer(m.status)) state.set({ status: m.status });
+  };
+  model.on("change:result", onResult);
+  model.on("change:status", onStatus);
+  for (const k of FORM_KEYS) model.on(`change:${k}`, onForm);
+  model.on("msg:custom", onCustom);
+
+  let saveTimer = 0;
+  const cleanup = renderPatching(el, {
+    state,
+    actions: {
+      run: (form) => {
+        clearTimeout(saveTimer);
+        return call<RunStarted>(invoke, "start_run", form, 60_000);
+      },
+      cancel: (runId) => call<CancelReply>(invoke, "cancel_run", { run_id: runId }, 30_000),
+      openHead: async (layer, head) =>
+        decodeHeadPatterns(await call<HeadPatternsReply>(invoke, "open_head", { layer, head, window_size: 48 }, 60_000)),
+      source: invokeSource(invoke),
+      edit: (patch) => {
+        for (const [k, v] of Object.entries(patch)) model.set(k as keyof PatchingForm, v as never);
+        clearTimeout(saveTimer);
+        saveTimer = setTimeout(() => model.save_changes(), 300) as unknown as number;
+      },
+    },
+  });
+  return () => {
+    clearTimeout(saveTimer);
+    model.off("change:result", onResult);
+    model.off("change:status", onStatus);
+    for (const k of FORM_KEYS) model.off(`change:${k}`, onForm);
+    model.off("msg:custom", onCustom);
+    cleanup();
+  };
+}
+
+function render({ model, el, experimental }: RenderProps<PatchingState>): () => void {
+  return bindPatching(model, el, experimental.invoke as Invoke);
+}
+
+export default { render };
+
+if (typeof document !== "undefined") {
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => mountAllHeatmaps(document));
+  else mountAllHeatmaps(document);
+}
