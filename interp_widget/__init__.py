@@ -26,8 +26,8 @@ from interp_widget.server import serve_in_kernel as _serve_in_kernel
 from interp_widget.widgets._display import register as _register_displays
 
 if TYPE_CHECKING:
+    from interp_widget.analysis.circuits import circuit
     from interp_widget.analysis.heads import head_scores
-    from interp_widget.models.format import save
     from interp_widget.models.loading import load
     from interp_widget.models.model import Model
     from interp_widget.tracing.base import Intervention
@@ -39,11 +39,11 @@ if TYPE_CHECKING:
 # public name -> module that defines it (imported on first use)
 _LAZY: dict[str, str] = {
     "load": "interp_widget.models.loading",
-    "save": "interp_widget.models.format",
     "Model": "interp_widget.models.model",
     "Site": "interp_widget.tracing.sites",
     "Intervention": "interp_widget.tracing.base",
     "head_scores": "interp_widget.analysis.heads",
+    "circuit": "interp_widget.analysis.circuits",
     "attention": "interp_widget.widgets.attention",
     "patching_widget": "interp_widget.widgets.patching",
     "PatchingWidget": "interp_widget.widgets.patching",
@@ -63,12 +63,24 @@ __all__ = [
     "UnknownSiteError",
     "__version__",
     "attention",
+    "circuit",
     "head_scores",
     "load",
     "patching_widget",
     "save",
     "show",
 ]
+
+
+def save(model: Any, path: Any, *, name: str | None = None, card: str | None = None) -> Any:
+    """Save a model in interp-widget's own layout; see :func:`interp_widget.models.format.save`.
+
+    A real function rather than a lazy attribute: nnsight mounts a ``save`` method on every
+    object once imported, which would shadow a module-level ``__getattr__`` for this name.
+    """
+    from interp_widget.models.format import save as _save
+
+    return _save(model, path, name=name, card=card)
 
 
 def __getattr__(name: str) -> Any:
