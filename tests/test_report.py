@@ -145,43 +145,5 @@ def test_default_report_uses_induction_2l(tmp_path: Path) -> None:
     assert state["layer"] == 1, "the default text should select a layer-1 (induction) head"
 
 
-# --- in a browser, network blocked ------------------------------------------------------------
-@pytest.mark.browser
-def test_report_renders_offline_in_chromium(report: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent")
-    from playwright.sync_api import sync_playwright
-
-    blocked: list[str] = []
-    errors: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1600})
-            page.route("**/*", lambda route: route.continue_() if route.request.url == report.as_uri()
-                       else (blocked.append(route.request.url), route.abort()))
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(report.as_uri())
-            root = page.locator('[data-testid="iw-attention"][data-mode="static"]')
-            page.wait_for_selector('[data-testid="iw-attention"][data-ready="1"]', timeout=20_000)
-            assert root.locator('[data-testid="iw-cell"]').count() == 8
-            assert root.locator('[data-testid="iw-scores"] [data-score]').count() == 3
-            assert page.locator(".iw-fallback").count() == 0  # replaced by the live page view
-            page.click('[data-testid="iw-cell"][data-layer="1"][data-head="3"]')
-            page.wait_for_function("""() => { const c = document.querySelector('[data-testid="iw-detail-canvas"]');
-                                               return c.dataset.layer === '1' && c.dataset.head === '3' && c.dataset.exact === '1'; }""")
-            canvas = page.locator('[data-testid="iw-detail-canvas"]')
-            canvas.scroll_into_view_if_needed()
-            box = canvas.bounding_box()
-            assert box is not None
-            page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3)  # last query, last key
-            tip = page.locator('[data-testid="iw-tooltip"]')
-            page.wait_for_function("() => document.querySelector('[data-testid=\"iw-tooltip\"]').dataset.visible === '1'")
-            assert "(q=41)" in tip.inner_text() and "(k=41)" in tip.inner_text()
-            assert float(tip.locator('[data-role="weight"]').inner_text()) > 0
-        finally:
-            browser.close()
-    assert blocked == [], f"the report tried to load {blocked}"
-    assert errors == []
+# Rendering the report in Chromium with the network blocked: tests/browser/test_report_browser.py
+# (it shares the browser-test harness: two sync Playwright instances cannot run in one pytest process).
