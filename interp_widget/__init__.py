@@ -26,8 +26,13 @@ from interp_widget.server import serve_in_kernel as _serve_in_kernel
 from interp_widget.widgets._display import register as _register_displays
 
 if TYPE_CHECKING:
+    from interp_widget.analysis.ablation import ablate, ablation_sweep
+    from interp_widget.analysis.attribution import attribute
     from interp_widget.analysis.circuits import circuit
     from interp_widget.analysis.heads import head_scores
+    from interp_widget.analysis.metrics import kl_divergence, logit_diff, loss, probability
+    from interp_widget.analysis.patching import patch
+    from interp_widget.analysis.path_patching import path_patch
     from interp_widget.models.loading import load
     from interp_widget.models.model import Model
     from interp_widget.tracing.base import Intervention
@@ -44,6 +49,15 @@ _LAZY: dict[str, str] = {
     "Intervention": "interp_widget.tracing.base",
     "head_scores": "interp_widget.analysis.heads",
     "circuit": "interp_widget.analysis.circuits",
+    "patch": "interp_widget.analysis.patching",
+    "ablate": "interp_widget.analysis.ablation",
+    "ablation_sweep": "interp_widget.analysis.ablation",
+    "path_patch": "interp_widget.analysis.path_patching",
+    "attribute": "interp_widget.analysis.attribution",
+    "logit_diff": "interp_widget.analysis.metrics",
+    "probability": "interp_widget.analysis.metrics",
+    "kl_divergence": "interp_widget.analysis.metrics",
+    "loss": "interp_widget.analysis.metrics",
     "attention": "interp_widget.widgets.attention",
     "patching_widget": "interp_widget.widgets.patching",
     "PatchingWidget": "interp_widget.widgets.patching",
@@ -62,11 +76,20 @@ __all__ = [
     "SiteIndexError",
     "UnknownSiteError",
     "__version__",
+    "ablate",
+    "ablation_sweep",
     "attention",
+    "attribute",
     "circuit",
     "head_scores",
+    "kl_divergence",
     "load",
+    "logit_diff",
+    "loss",
+    "patch",
     "patching_widget",
+    "path_patch",
+    "probability",
     "save",
     "show",
 ]

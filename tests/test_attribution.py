@@ -142,19 +142,18 @@ def test_verify_top_runs_exact_patching(tl: Model, pair: tuple[torch.Tensor, tor
                           atol=1e-5)
 
 
-def test_atp_star_tracks_exact_patching_on_every_sweep(tl: Model, nn: Model,
-                                                       pair: tuple[torch.Tensor, torch.Tensor]) -> None:
-    from interp_widget.analysis.results import pearson
-
+def test_atp_star_is_the_same_on_both_backends(tl: Model, nn: Model, pair: tuple[torch.Tensor, torch.Tensor]) -> None:
     clean, corrupted = pair
-    for sweep in ("heads", "resid_pre", "mlp_out", "v", "q"):
-        exact = patch(tl, clean, corrupted, logit_diff(ANS, WRONG), sweep, direction="noise")
+    for sweep in ("heads", "resid_pre", "mlp_out", "v", "q_by_pos", "attn_out_all_pos"):
         star_tl = attribute(tl, clean, corrupted, logit_diff(ANS, WRONG), sweep)
         star_nn = attribute(nn, clean, corrupted, logit_diff(ANS, WRONG), sweep)
-        assert (star_tl.values - star_nn.values).abs().max().item() < ATOL
-        plain = star_tl.meta["plain_atp"]
-        r_star, r_plain = pearson(star_tl.values, exact.values), pearson(plain, exact.values)
-        assert r_star >= r_plain - 0.02, (sweep, r_star, r_plain)
+        assert (star_tl.values - star_nn.values).abs().max().item() < ATOL, sweep
+        assert (star_tl.meta["plain_atp"] - star_nn.meta["plain_atp"]).abs().max().item() < ATOL, sweep
+        if sweep == "v":  # values reach the metric through no later softmax of their own: no QK fix
+            assert torch.equal(star_tl.values, star_tl.meta["plain_atp"])
+        else:
+            assert not torch.equal(star_tl.values, star_tl.meta["plain_atp"]), sweep
+        assert star_tl.meta["forward_passes"] >= 2
 
 
 def test_denoise_direction_and_errors(tl: Model, ht: Any, pair: tuple[torch.Tensor, torch.Tensor]) -> None:

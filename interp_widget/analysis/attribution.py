@@ -21,13 +21,15 @@ recomputes the attention softmax for the query/key part instead of linearising t
   the pattern is linearised: ``sum dM/dA * (A_patched - A)``;
 * nodes that write to the residual stream (heads, attention and MLP outputs, the residual stream):
   for every later layer, that layer's attention scores are recomputed from its input plus the node's
-  direct-path change (a batched pass per layer that starts at the layer and stops once the scores
-  are taken), and plain AtP's linearised softmax response on that path is replaced by the exact one:
-  ``+ sum dM/dA * (softmax(S + dS) - A - J_softmax dS)``. Indirect paths (through intermediate
-  layers) stay linear. Values and patterns (``v``, ``pattern`` sweeps) keep the plain estimate.
+  direct-path change ``d`` (a batched pass per layer that starts at the layer and stops once the
+  scores are taken), and plain AtP's term for this path, ``dM/dA . J_softmax dS`` (``dS`` the
+  linearised score change, by central difference), is replaced by ``dM/dA . (softmax(S(x + d)) - A)``.
+  Everything else (values, MLPs, indirect paths) stays as in plain AtP, so where attention is not
+  saturated AtP* and AtP agree. ``v`` and ``pattern`` sweeps keep the plain estimate.
 
 Cost: plain AtP is two passes (the two unpatched runs stacked, then one forward and backward); the QK
-fix adds, per layer, one batched pass over the nodes below it that computes only that layer's scores.
+fix adds, per layer, one batched pass over the nodes below it (three rows each) that computes only
+that layer's attention scores.
 
 ``verify_top=k`` runs exact patching on the ``k`` sites with the largest estimated effect and attaches
 an :class:`~interp_widget.analysis.results.AttributionCheck` (Pearson r, sign agreement).
@@ -156,51 +158,71 @@ def _direct_change(site: Site, base: dict[str, torch.Tensor], src: dict[str, tor
     return d
 
 
+#: step of the central difference that linearises a node's effect on later attention scores
+FD_STEP = 1e-2
+
+
 def _qk_correction(model: Model, grid: Grid, base_tokens: torch.Tensor, base: dict[str, torch.Tensor],
                    src: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
-                   max_bytes: int | None) -> tuple[dict[Site, float], int]:
-    """AtP*'s QK term for nodes upstream of attention: ``(term per site, forward passes)``.
+                   max_bytes: int | None, prefix: int = 0) -> tuple[dict[Site, float], int]:
+    """AtP*'s QK fix for nodes upstream of attention: ``(correction per site, forward passes)``.
 
     For every later layer ``Lr`` whose attention reads a node's output, the layer's attention scores are
-    recomputed from ``resid_pre[Lr] + (the node's direct change)`` (a batched pass that starts at ``Lr``
-    and stops once the scores are captured, where the backend allows), the softmax is taken exactly,
-    and its effect is linearised from the pattern on: ``sum dM/dA * (softmax(S + dS) - A)`` with
-    ``grads`` the gradients at the patterns with every layer's scores held fixed.
+    recomputed from ``resid_pre[Lr] + d`` with ``d`` the node's direct-path change (a batched pass that
+    starts at ``Lr`` and stops once the scores are captured, where the backend allows): exactly
+    (``S(x + d)``) and linearised (central difference, ``(S(x + e d) - S(x - e d)) / 2e``). Plain AtP's
+    term for this path, ``dM/dA . J_softmax dS_lin``, is replaced by ``dM/dA . (softmax(S(x + d)) - A)``.
+    With ``prefix=P`` (positions where base and source agree, see :func:`shared_prefix`) only the query
+    positions after it are computed, the prefix's keys and values coming from the base run.
     """
     import torch
 
-    from interp_widget.analysis.sweeps import DEFAULT_MAX_BYTES, supports_start
+    from interp_widget.analysis.sweeps import DEFAULT_MAX_BYTES, supports_prefix, supports_start
 
     spec = model.spec
     b, n_pos = base_tokens.shape
     nodes = [(s, _direct_change(s, base, src), (s.layer or 0) + _DIRECT[s.component][1])
              for s in grid.sites if s.component in _DIRECT]
     corr: dict[Site, float] = {s: 0.0 for s in grid.sites}
-    per_row = 4 * n_pos * (8 * spec.d_model + 4 * spec.n_heads * n_pos)
-    cap = max(1, (max_bytes or DEFAULT_MAX_BYTES) // (per_row * b))
+    kv_names = [f"blocks.{x}.attn.hook_{c}" for x in range(spec.n_layers) for c in ("k", "v")]
+    p = prefix if (prefix > 0 and supports_prefix(model) and supports_start(model)
+                   and all(n in base for n in kv_names)) else 0
+    per_node = 3 * b * 4 * n_pos * (8 * spec.d_model + 4 * spec.n_heads * n_pos)
+    cap = max(1, (max_bytes or DEFAULT_MAX_BYTES) // per_node)
+    eps = FD_STEP
     passes = 0
     for layer in range(spec.n_layers):
-        todo = [(s, d) for s, d, first in nodes if first <= layer]
+        todo = [(s, d) for s, d, first in nodes if first <= layer and bool(d.any())]
         if not todo:
             continue
         pre = f"blocks.{layer}."
         scores_site = Site("attn.hook_attn_scores", layer)
-        x = base[pre + "hook_resid_pre"]
-        a = base[pre + "attn.hook_pattern"].double()
-        g = grads[pre + "attn.hook_pattern"].double()
+        x = base[pre + "hook_resid_pre"][:, p:]
+        a = base[pre + "attn.hook_pattern"].double()[:, :, p:]
+        g = grads[pre + "attn.hook_pattern"].double()[:, :, p:]
         for i in range(0, len(todo), cap):
             chunk = todo[i:i + cap]
-            resid = torch.cat([x + d for _, d in chunk])
-            big = base_tokens.repeat(len(chunk), 1)
-            if layer > 0 and supports_start(model):
+            resid = torch.cat([torch.cat([x + d[:, p:], x + eps * d[:, p:], x - eps * d[:, p:]]) for _, d in chunk])
+            rows = 3 * len(chunk)
+            big = base_tokens[:, p:].repeat(rows, 1)
+            if p:
+                kv = [(base[f"blocks.{y}.attn.hook_k"][:, :p].repeat(rows, 1, 1, 1),
+                       base[f"blocks.{y}.attn.hook_v"][:, :p].repeat(rows, 1, 1, 1)) for y in range(spec.n_layers)]
+                res = run_backend(model, big, capture=[scores_site], start_at_layer=layer, resid=resid,
+                                  stop_after_capture=True, prefix_kv=kv)
+            elif layer > 0 and supports_start(model):
                 res = run_backend(model, big, capture=[scores_site], start_at_layer=layer, resid=resid,
                                   stop_after_capture=True)
             else:
                 res = run_backend(model, big, capture=[scores_site], stop_after_capture=True,
                                   interventions=[Intervention(Site("hook_resid_pre", layer), "set", resid)])
             passes += 1
-            s_new = res.cache[scores_site.hook_name].double().reshape(len(chunk), *a.shape)
-            fix = (g * (s_new.softmax(-1) - a)).flatten(1).sum(1)
+            s_all = res.cache[scores_site.hook_name].double().reshape(len(chunk), 3, *a.shape)
+            s_new, s_up, s_down = s_all[:, 0], s_all[:, 1], s_all[:, 2]
+            ds = (s_up - s_down) / (2 * eps)
+            ds = torch.where(torch.isfinite(ds), ds, torch.zeros_like(ds))
+            linear = a * (ds - (a * ds).sum(-1, keepdim=True))  # J_softmax dS
+            fix = (g * (s_new.softmax(-1) - a - linear)).flatten(1).sum(1)
             for (site, _), v in zip(chunk, fix.tolist(), strict=True):
                 corr[site] += v
     return corr, passes
@@ -265,31 +287,18 @@ def attribute(
     diff = {n: pair.source_cache[n] - pair.base_cache[n] for n in hooks}
     grad_sites = [*hooks.values(), *pattern_sites]
     passes = 2
-    if not star:
-        res = run_backend(model, base_t, grads=grad_sites, metric=lambda lg: m.scalar(lg, b))
-        plain = est = _reduce(grid, diff, res.grads)
-    else:
-        # one pass of 2B rows: plain gradients (rows :B) and gradients with every layer's attention
-        # scores held at their values, so that nothing flows through queries and keys (rows B:)
-        frozen = [Intervention(Site("attn.hook_attn_scores", x), "set",
-                               pair.base_cache[f"blocks.{x}.attn.hook_attn_scores"], slice(b, 2 * b))
-                  for x in range(n_layers)]
-        res = run_backend(model, base_t.repeat(2, 1), interventions=frozen, grads=grad_sites,
-                          metric=lambda lg: m.scalar(lg, b))
-        g_plain = {n: g[:b] for n, g in res.grads.items()}
-        g_frozen = {n: g[b:] for n, g in res.grads.items()}
-        plain = _reduce(grid, diff, g_plain)
-        exact_qk = _qk_exact(model, grid, pair.base_cache, pair.source_cache, g_plain)
-        est = dict(plain)
-        est.update(exact_qk)
+    res = run_backend(model, base_t, grads=grad_sites, metric=lambda lg: m.scalar(lg, b))
+    plain = _reduce(grid, diff, res.grads)
+    est = dict(plain)
+    if star:
+        est.update(_qk_exact(model, grid, pair.base_cache, pair.source_cache, res.grads))
         if any(s.component in _DIRECT for s in grid.sites):
-            no_qk = _reduce(grid, diff, g_frozen)
             if progress is not None:
                 progress(1, 3)
-            qk, extra_passes = _qk_correction(model, grid, base_t, pair.base_cache, pair.source_cache, g_frozen,
-                                              max_bytes)
+            fix, extra_passes = _qk_correction(model, grid, base_t, pair.base_cache, pair.source_cache, res.grads,
+                                               max_bytes, prefix=shared_prefix(model, base_t, src_t))
             passes += extra_passes
-            est.update({s: no_qk[s] + qk[s] for s in grid.sites if s.component in _DIRECT})
+            est.update({s: plain[s] + fix[s] for s in grid.sites if s.component in _DIRECT})
     if progress is not None:
         progress(2, 3)
     base_metric = pair.base_metric

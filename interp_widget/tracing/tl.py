@@ -247,7 +247,8 @@ class TransformerLensBackend:
         model = self.model
         if model.cfg.normalization_type is not None:
             resid = model.ln_final(resid)
-        logits = model.unembed(resid)
+        # resid @ W_U directly: TransformerLens's Unembed copies W_U.T to a contiguous tensor on every call
+        logits = resid @ model.unembed.W_U + model.unembed.b_U
         cap = getattr(model.cfg, "output_logits_soft_cap", -1.0)
         return cap * torch.tanh(logits / cap) if cap and cap > 0 else logits
 
