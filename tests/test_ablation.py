@@ -12,9 +12,7 @@ from interp_widget.analysis.ablation import ablate, ablation_sweep
 from interp_widget.analysis.metrics import logit_diff, loss
 from interp_widget.errors import InputMismatchError, SiteIndexError
 from interp_widget.models.model import Model
-from interp_widget.tracing.nnsight_backend import NNsightBackend
 from interp_widget.tracing.sites import Site
-from interp_widget.tracing.tl import TransformerLensBackend
 
 ATOL = 1e-4
 ANS, WRONG = 5, 9
@@ -22,21 +20,6 @@ ANS, WRONG = 5, 9
 
 def tl_metric(logits: torch.Tensor) -> torch.Tensor:
     return (logits[:, -1, ANS] - logits[:, -1, WRONG]).mean()
-
-
-@pytest.fixture(scope="module")
-def ht() -> Any:
-    return tiny.tl_gpt2()
-
-
-@pytest.fixture(scope="module")
-def tl(ht: Any) -> Model:
-    return Model(TransformerLensBackend(ht), raw=ht)
-
-
-@pytest.fixture(scope="module")
-def nn() -> Model:
-    return Model(NNsightBackend(tiny.hf_gpt2(), tokenizer=tiny.tokenizer()))
 
 
 @pytest.fixture(scope="module")

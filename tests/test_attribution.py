@@ -14,7 +14,6 @@ from interp_widget.analysis.metrics import logit_diff
 from interp_widget.analysis.patching import patch
 from interp_widget.errors import InputMismatchError
 from interp_widget.models.model import Model
-from interp_widget.tracing.nnsight_backend import NNsightBackend
 from interp_widget.tracing.tl import TransformerLensBackend
 
 ATOL = 1e-4
@@ -23,21 +22,6 @@ ANS, WRONG = 5, 9
 
 def tl_metric(logits: torch.Tensor) -> torch.Tensor:
     return (logits[:, -1, ANS] - logits[:, -1, WRONG]).mean()
-
-
-@pytest.fixture(scope="module")
-def ht() -> Any:
-    return tiny.tl_gpt2()
-
-
-@pytest.fixture(scope="module")
-def tl(ht: Any) -> Model:
-    return Model(TransformerLensBackend(ht), raw=ht)
-
-
-@pytest.fixture(scope="module")
-def nn() -> Model:
-    return Model(NNsightBackend(tiny.hf_gpt2(), tokenizer=tiny.tokenizer()))
 
 
 @pytest.fixture(scope="module")
