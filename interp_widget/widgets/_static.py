@@ -76,17 +76,18 @@ def static_document(
         else:
             patterns.append(None)
     doc = StaticAttention(state=state, patterns=patterns)
-    return dict(_b64(doc.model_dump()))
+    return dict(b64_tree(doc.model_dump()))
 
 
-def _b64(node: Any) -> Any:
+def b64_tree(node: Any) -> Any:
+    """A JSON-able copy of a dumped payload tree: bytes as base64, non-finite floats as null (static HTML only)."""
     import base64
 
     if isinstance(node, dict):
-        return {k: (base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else _b64(v))
+        return {k: (base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else b64_tree(v))
                 for k, v in node.items() if not (k in ("scale", "offset") and v is None)}
     if isinstance(node, list):
-        return [_b64(v) for v in node]
+        return [b64_tree(v) for v in node]
     if isinstance(node, float) and not np.isfinite(node):
         return None
     return node

@@ -21,7 +21,7 @@ import numpy as np
 
 from interp_widget.schema import encode
 from interp_widget.schema.patching import HeatmapData, StaticHeatmap
-from interp_widget.widgets._static import STATIC_DIR, bundle_source, json_for_script, png_bytes
+from interp_widget.widgets._static import STATIC_DIR, b64_tree, bundle_source, json_for_script, png_bytes
 
 if TYPE_CHECKING:
     from interp_widget.widgets.patching import PatchingWidget
@@ -193,17 +193,6 @@ def fallback_html(data: HeatmapData, *, cell: int = 14) -> str:
             f'src="data:image/png;base64,{png}"><div class="iw-fallback-caption">{caption}</div>')
 
 
-def _b64(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: (base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else _b64(v))
-                for k, v in node.items() if not (k in ("scale", "offset") and v is None)}
-    if isinstance(node, list):
-        return [_b64(v) for v in node]
-    if isinstance(node, float) and not math.isfinite(node):
-        return None
-    return node
-
-
 def snapshot_html(state: dict[str, Any]) -> str:
     """Self-contained HTML of a patching widget's state (the inlined bundle draws it; no network)."""
     doc = StaticHeatmap.model_validate({"state": state})
@@ -213,7 +202,7 @@ def snapshot_html(state: dict[str, Any]) -> str:
     return (
         '<div class="iw-static" data-iw-static="heatmap">'
         f'<div class="iw-fallback">{fallback}</div>'
-        f'<script type="application/json" class="iw-static-data">{json_for_script(_b64(doc.model_dump()))}</script>'
+        f'<script type="application/json" class="iw-static-data">{json_for_script(b64_tree(doc.model_dump()))}</script>'
         "</div>"
         f'<script type="module">{src}</script>'
     )
