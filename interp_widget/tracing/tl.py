@@ -15,6 +15,7 @@ models' own hook names, so nothing is mapped.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -100,6 +101,7 @@ class TransformerLensBackend:
             name=name or str(getattr(cfg, "model_name", "") or ""),
         )
         self._name = self.spec.name or type(model).__name__
+        self._tokenize_lock = threading.Lock()
         self._sites = self._list_sites(attn_only)
         #: whether run() takes start_at_layer= / resid= (HookedTransformer's forward does; see run())
         self.supports_start_at_layer = not _is_bridge(model) and getattr(cfg, "positional_embedding_type",
@@ -142,8 +144,12 @@ class TransformerLensBackend:
         if self.tokenizer is None:
             msg = f"{self._name} has no tokenizer; pass token ids instead of text"
             raise BackendError(msg)
-        tokens = self.model.to_tokens(text if isinstance(text, str) else list(text), prepend_bos=prepend_bos,
-                                      truncate=False)
+        # TransformerLens's to_tokens overrides cfg defaults (prepend_bos, padding side) for the call and
+        # restores them after: two threads tokenizing at once (a cell and a widget's sweep) would see
+        # each other's override, so tokenization takes turns.
+        with self._tokenize_lock:
+            tokens = self.model.to_tokens(text if isinstance(text, str) else list(text), prepend_bos=prepend_bos,
+                                          truncate=False)
         check_context(tokens.shape[-1], self.spec.n_ctx, self._name)
         return tokens
 
