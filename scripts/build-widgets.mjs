@@ -1,7 +1,7 @@
 // Bundle the anywidget front ends (src/) with esbuild into interp_widget/widgets/static/ (ESM, no CDN).
 //   node scripts/build-widgets.mjs            production build (minified)
 //   node scripts/build-widgets.mjs --watch    rebuild on change (use with ANYWIDGET_HMR=1)
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -9,7 +9,11 @@ import * as esbuild from "esbuild";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const watch = process.argv.includes("--watch");
 const outdir = join(root, "interp_widget/widgets/static");
-const entries = { attention: join(root, "src/attention/index.ts"), patching: join(root, "src/widgets/patching.ts") };
+// one bundle per anywidget entry: src/attention/index.ts, and every src/widgets/NAME.ts (tests excluded)
+const entries = { attention: join(root, "src/attention/index.ts") };
+for (const f of readdirSync(join(root, "src/widgets")).sort()) {
+  if (f.endsWith(".ts") && !f.endsWith(".test.ts") && !f.endsWith(".d.ts")) entries[f.slice(0, -3)] = join(root, "src/widgets", f);
+}
 
 // The bundle is also inlined in static HTML (<script type="module">...</script>): refuse text an HTML parser would misread.
 const inlineSafe = {
