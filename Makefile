@@ -39,12 +39,16 @@ js: node_modules/.package-lock.json
 	npm run build
 
 install-test: $(VENV)/.torch js
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,ndif-server]"
+	$(BIN)/pip install -q --no-deps --ignore-requires-python ndif==0.1.2  # the NDIF server for tests/test_remote_ndif.py (declares Python >= 3.12; its files run on 3.11)
 
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing Debian's redis-server for the NDIF tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 typecheck: js
 	npm run typecheck
@@ -63,6 +67,7 @@ lint:
 bench: install-test system-deps
 	$(BIN)/python benchmarks/attention_payload.py
 	$(BIN)/python benchmarks/patching.py
+	$(BIN)/python benchmarks/remote.py
 
 clean:
 	rm -rf $(VENV) node_modules labextension/node_modules interp_widget/labextension interp_widget/widgets/static/*.js dist build

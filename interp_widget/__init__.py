@@ -27,19 +27,33 @@ from interp_widget.widgets._display import register as _register_displays
 
 if TYPE_CHECKING:
     from interp_widget.analysis.ablation import ablate, ablation_sweep
+    from interp_widget.analysis.activation_store import ActivationStore, capture_activations
     from interp_widget.analysis.attribution import attribute
     from interp_widget.analysis.circuits import circuit
+    from interp_widget.analysis.decompose import decompose
+    from interp_widget.analysis.features import feature_view
     from interp_widget.analysis.heads import head_scores
     from interp_widget.analysis.metrics import kl_divergence, logit_diff, loss, probability
+    from interp_widget.analysis.neurons import logit_effects, neuron, top_examples
     from interp_widget.analysis.patching import patch
     from interp_widget.analysis.path_patching import path_patch
+    from interp_widget.analysis.probes import ProbeResult, train_probes
+    from interp_widget.analysis.sae import SAEResult, load_sae, train_sae
+    from interp_widget.analysis.steering import mean_difference, steer, steering_effect
+    from interp_widget.analysis.superposition import SuperpositionResult, superposition
+    from interp_widget.analysis.vision import dataset_examples, feature_vis, layer_overview, tuning
     from interp_widget.models.loading import load
     from interp_widget.models.model import Model
+    from interp_widget.remote import remote
     from interp_widget.tracing.base import Intervention
     from interp_widget.tracing.sites import Site
     from interp_widget.widgets.attention import attention
+    from interp_widget.widgets.circuit import CircuitWidget, circuit_widget
+    from interp_widget.widgets.features import feature_dashboard
     from interp_widget.widgets.heatmap import show
     from interp_widget.widgets.patching import PatchingWidget, patching_widget
+    from interp_widget.widgets.steering import steering_widget
+    from interp_widget.widgets.vision import TuningWidget, VisionGridWidget, feature_grid, tuning_widget
 
 # public name -> module that defines it (imported on first use)
 _LAZY: dict[str, str] = {
@@ -62,9 +76,42 @@ _LAZY: dict[str, str] = {
     "patching_widget": "interp_widget.widgets.patching",
     "PatchingWidget": "interp_widget.widgets.patching",
     "show": "interp_widget.widgets.heatmap",
+    "feature_vis": "interp_widget.analysis.vision",
+    "layer_overview": "interp_widget.analysis.vision",
+    "tuning": "interp_widget.analysis.vision",
+    "dataset_examples": "interp_widget.analysis.vision",
+    "steer": "interp_widget.analysis.steering",
+    "steering_effect": "interp_widget.analysis.steering",
+    "mean_difference": "interp_widget.analysis.steering",
+    "feature_dashboard": "interp_widget.widgets.features",
+    "feature_view": "interp_widget.analysis.features",
+    "steering_widget": "interp_widget.widgets.steering",
+    "circuit_widget": "interp_widget.widgets.circuit",
+    "CircuitWidget": "interp_widget.widgets.circuit",
+    "feature_grid": "interp_widget.widgets.vision",
+    "tuning_widget": "interp_widget.widgets.vision",
+    "VisionGridWidget": "interp_widget.widgets.vision",
+    "TuningWidget": "interp_widget.widgets.vision",
+    "capture_activations": "interp_widget.analysis.activation_store",
+    "ActivationStore": "interp_widget.analysis.activation_store",
+    "train_sae": "interp_widget.analysis.sae",
+    "load_sae": "interp_widget.analysis.sae",
+    "SAEResult": "interp_widget.analysis.sae",
+    "train_probes": "interp_widget.analysis.probes",
+    "ProbeResult": "interp_widget.analysis.probes",
+    "superposition": "interp_widget.analysis.superposition",
+    "SuperpositionResult": "interp_widget.analysis.superposition",
+    "superposition_widget": "interp_widget.widgets.superposition",
+    "neuron": "interp_widget.analysis.neurons",
+    "top_examples": "interp_widget.analysis.neurons",
+    "logit_effects": "interp_widget.analysis.neurons",
+    "decompose": "interp_widget.analysis.decompose",
+    "remote": "interp_widget.remote",
 }
 
 __all__ = [
+    "ActivationStore",
+    "CircuitWidget",
     "ContextLengthError",
     "InputMismatchError",
     "InterpWidgetError",
@@ -72,26 +119,55 @@ __all__ = [
     "Model",
     "ModelLoadError",
     "PatchingWidget",
+    "ProbeResult",
+    "SAEResult",
     "Site",
     "SiteIndexError",
+    "SuperpositionResult",
+    "TuningWidget",
     "UnknownSiteError",
+    "VisionGridWidget",
     "__version__",
     "ablate",
     "ablation_sweep",
     "attention",
     "attribute",
+    "capture_activations",
     "circuit",
+    "circuit_widget",
+    "dataset_examples",
+    "decompose",
+    "feature_dashboard",
+    "feature_grid",
+    "feature_view",
+    "feature_vis",
     "head_scores",
     "kl_divergence",
+    "layer_overview",
     "load",
+    "load_sae",
     "logit_diff",
+    "logit_effects",
     "loss",
+    "mean_difference",
+    "neuron",
     "patch",
     "patching_widget",
     "path_patch",
     "probability",
+    "remote",
     "save",
     "show",
+    "steer",
+    "steering_effect",
+    "steering_widget",
+    "superposition",
+    "superposition_widget",
+    "top_examples",
+    "train_probes",
+    "train_sae",
+    "tuning",
+    "tuning_widget",
 ]
 
 

@@ -9,7 +9,7 @@ import _tiny_models as tiny
 import pytest
 import torch
 
-from interp_widget.analysis.circuits import EdgeIndex, EdgeRunner, circuit, edge_patch, faithfulness
+from interp_widget.analysis.circuits import CircuitGraph, EdgeIndex, EdgeRunner, circuit, edge_patch, faithfulness
 from interp_widget.analysis.circuits.eap import eap_scores
 from interp_widget.analysis.circuits.faithfulness import reference
 from interp_widget.analysis.metrics import bind_metric, logit_diff
@@ -108,6 +108,28 @@ def test_full_and_empty_circuits_give_clean_and_corrupted(tl: Model) -> None:
     assert not ht.cfg.use_split_qkv_input and not ht.cfg.use_attn_result
 
 
+def test_graph_carries_its_context_for_sub_circuit_faithfulness(tl: Model) -> None:
+    clean, corrupted = _pair(tiny.D_VOCAB)
+    m = logit_diff(ANS, WRONG)
+    g = circuit(tl, clean, corrupted, m, method="eap", ablation="mean")
+    assert g.context is not None and g.context.ablation == "mean"
+    assert torch.equal(g.context.clean, clean) and torch.equal(g.context.corrupted, corrupted)
+    top = g.top(6).prune(0.0)
+    assert top.context is g.context  # carried by top() and prune()
+    names = top.edge_names()
+    want = faithfulness(tl, clean, corrupted, m, names, ablation="mean")
+    assert top.faithfulness() == pytest.approx(want, abs=1e-6)  # default: the kept edges
+    assert g.faithfulness(names[:2]) == pytest.approx(faithfulness(tl, clean, corrupted, m, names[:2],
+                                                                   ablation="mean"), abs=1e-6)
+    assert g.faithfulness()["fraction"] == pytest.approx(1.0, abs=1e-5)
+    assert g.faithfulness([])["fraction"] == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(KeyError, match="no edge 'L9H9->logits'"):
+        g.faithfulness(["L9H9->logits"])
+    bare = CircuitGraph(g.index, g.scores, g.kept, "eap", "m", 0.0, 0.0)
+    with pytest.raises(ValueError, match="has no context"):
+        bare.faithfulness()
+
+
 def test_edge_patching_matches_path_patching(tl: Model) -> None:
     """Edge patching vs Wang et al.'s path patching (implemented on Model.run's interventions): for a
     layer-0 sender and a layer-1 receiver input, or the logits, the two are the same experiment."""
@@ -200,10 +222,11 @@ def test_exact_pruning_keeps_only_edges_that_matter(tl: Model) -> None:
 
 
 def test_refuses_other_backends_and_bad_arguments(tl: Model) -> None:
-    nn = Model(NNsightBackend(tiny.hf_gpt2(), tokenizer=tiny.tokenizer()))
+    bert = Model(NNsightBackend(tiny.hf_bert(), tokenizer=tiny.tokenizer()))
     clean, corrupted = _pair(tiny.D_VOCAB)
-    with pytest.raises(BackendError, match="needs a TransformerLens HookedTransformer"):
-        circuit(nn, clean, corrupted, logit_diff(ANS, WRONG))
+    with pytest.raises(BackendError, match=r"supports TransformerLens HookedTransformer models and Hugging Face "
+                                           r"GPT-2 .* a 'bert' model"):
+        circuit(bert, clean, corrupted, logit_diff(ANS, WRONG))
     with pytest.raises(ValueError, match="method must be 'eap', 'eap-ig' or 'acdc'"):
         circuit(tl, clean, corrupted, logit_diff(ANS, WRONG), method="magic")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ablation must be 'resample' or 'mean'"):

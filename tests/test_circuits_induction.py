@@ -64,6 +64,7 @@ def test_the_pruned_circuit_is_faithful_with_few_edges(model: Model, prompts: tu
     assert f["fraction"] >= 0.8, f
     # 81 edges in all: the circuit keeps under 30% of them (measured: 23 edges, 93% recovered)
     assert acdc.n_edges == 81 and f["n_edges"] <= 0.3 * acdc.n_edges, f
+    assert acdc.faithfulness() == pytest.approx(f, abs=1e-6)  # the graph remembers its prompts and metric
     assert f["empty_metric"] == pytest.approx(acdc.corrupted_metric, abs=1e-4)
     # each kept edge changes the metric by more than the threshold when removed from the circuit
     assert acdc.effects is not None
@@ -80,3 +81,21 @@ def test_eap_ig_ranking_reaches_80_percent(model: Model, prompts: tuple[torch.Te
     assert curve.fractions[0] == pytest.approx(0.0, abs=1e-5) and curve.fractions[-1] == pytest.approx(1.0, abs=1e-5)
     n = curve.edges_for(0.8)
     assert n is not None and n <= 32, curve
+
+
+def test_one_induction_head_cannot_carry_the_behaviour(model: Model, prompts: tuple[torch.Tensor, torch.Tensor],
+                                                        acdc: CircuitGraph) -> None:
+    """Why the issue's 10% target (8 of 81 edges recovering 80%) is out of reach on this model.
+
+    One induction head's complete path takes 6-7 edges (input -> L0H0.v and L0H2.v, both previous-token
+    heads into its keys, a value source, its logits edge), so 8 edges hold at most one induction head.
+    Keeping *every* edge except two induction heads' logit edges recovers well under 80%, for either
+    ablation: one head is not enough, whatever else the circuit holds."""
+    clean, corrupted = prompts
+    everything = [acdc.index.edge_name(e) for e in range(acdc.n_edges)]
+    for keep in INDUCTION:
+        drop = {f"{h}->logits" for h in INDUCTION if h != keep}
+        for how in ("resample", "mean"):
+            f = faithfulness(model, clean, corrupted, METRIC, [n for n in everything if n not in drop], ablation=how)
+            assert f["n_edges"] == 79
+            assert f["fraction"] < 0.8, (keep, how, f)

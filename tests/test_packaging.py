@@ -137,8 +137,10 @@ def test_npm_build_makes_the_ensured_targets() -> None:
     targets = re.search(r"ensured-targets = \[(.*?)\]", pyproject, re.S)
     assert targets is not None
     names = re.findall(r'"([^"]+)"', targets.group(1))
-    assert set(names) == {"interp_widget/widgets/static/attention.js", "interp_widget/widgets/static/patching.js",
-                          "interp_widget/labextension/package.json"}
+    # one bundle per anywidget entry (scripts/build-widgets.mjs): src/attention/index.ts and src/widgets/NAME.ts
+    entries = sorted(p.stem for p in (ROOT / "src" / "widgets").glob("*.ts") if not p.name.endswith((".test.ts", ".d.ts")))
+    assert set(names) == {"interp_widget/widgets/static/attention.js", "interp_widget/labextension/package.json",
+                          *(f"interp_widget/widgets/static/{n}.js" for n in entries)}
     scripts = json.loads((ROOT / "package.json").read_text())["scripts"]
     assert "build:widgets" in scripts["build"] and "build:labextension" in scripts["build"]
     ext = json.loads((ROOT / "labextension" / "package.json").read_text())

@@ -18,6 +18,8 @@ Accepted, in the order they are tried:
     Weights that are neither cached nor downloadable raise :class:`ModelLoadError`
     saying so (no long network retries when the Hub cannot be reached).
 
+``remote=True`` (with ``host=`` / ``api_key=`` or the environment, see :mod:`interp_widget.remote`)
+gives a model whose runs execute on NDIF: ``obj`` is then a repo id or an nnsight model.
 Model objects stay where they are; ``device`` applies to weights loaded from a
 name or a directory. Extra keyword arguments go to the loader (``from_pretrained``).
 Nothing heavy is imported until ``load`` is called.
@@ -42,6 +44,12 @@ _TRUE = {"1", "true", "yes", "on"}
 
 def load(obj: Any, *, name: str | None = None, device: str = "cpu", **kw: Any) -> Model:
     """Load ``obj`` as a :class:`Model`; see the module docstring for what ``obj`` may be."""
+    if kw.get("remote"):  # runs on an NDIF server: see interp_widget.tracing.remote
+        from interp_widget.tracing.remote.backend import load_remote
+
+        kw.pop("remote")
+        return load_remote(obj, name=name, **kw)
+    kw.pop("remote", None)
     if isinstance(obj, Model):
         if name:
             obj.name = name

@@ -16,6 +16,18 @@ from interp_widget.schema.attention import (
     PatternReply,
     StaticAttention,
 )
+from interp_widget.schema.circuit import CircuitEnvelope, CircuitState, FaithfulnessRequest, StaticCircuit
+from interp_widget.schema.features import (
+    ActivationsRequest,
+    FeaturesEnvelope,
+    FeaturesState,
+    GenerateRequest,
+    SelectRequest,
+    StaticFeatures,
+    StaticSteering,
+    SteeringEnvelope,
+    SteeringState,
+)
 from interp_widget.schema.patching import (
     CancelRequest,
     OpenHeadRequest,
@@ -25,7 +37,19 @@ from interp_widget.schema.patching import (
     StaticHeatmap,
     StatusMessage,
 )
+from interp_widget.schema.superposition import StaticSuperposition, SuperpositionState
 from interp_widget.schema.tensor import TensorPayload
+from interp_widget.schema.vision import (
+    GetGroupRequest,
+    GetImageRequest,
+    OpenStimulusRequest,
+    StaticTuning,
+    StaticVisionGrid,
+    TuningEnvelope,
+    TuningState,
+    VisionGridEnvelope,
+    VisionGridState,
+)
 
 #: the models whose TypeScript types are generated (their dependencies come along)
 EXPORTED: tuple[type[BaseModel], ...] = (
@@ -44,10 +68,41 @@ EXPORTED: tuple[type[BaseModel], ...] = (
     PatchingEnvelope,
     StatusMessage,
     StaticHeatmap,
+    # the circuit graph widget (interp_widget/schema/circuit.py)
+    CircuitState,
+    FaithfulnessRequest,
+    CircuitEnvelope,
+    StaticCircuit,
+    # the vision widgets: image grid and tuning curves (interp_widget/schema/vision.py)
+    VisionGridState,
+    GetGroupRequest,
+    GetImageRequest,
+    VisionGridEnvelope,
+    StaticVisionGrid,
+    TuningState,
+    OpenStimulusRequest,
+    TuningEnvelope,
+    StaticTuning,
+    # the feature dashboard and the steering widget (interp_widget/schema/features.py)
+    FeaturesState,
+    SelectRequest,
+    ActivationsRequest,
+    FeaturesEnvelope,
+    StaticFeatures,
+    SteeringState,
+    GenerateRequest,
+    SteeringEnvelope,
+    StaticSteering,
+    # the superposition widget (interp_widget/schema/superposition.py)
+    SuperpositionState,
+    StaticSuperposition,
 )
 
 #: the models the browser sends to the kernel
-RECEIVED: tuple[type[BaseModel], ...] = (GetPatternRequest, RunRequest, CancelRequest, OpenHeadRequest)
+RECEIVED: tuple[type[BaseModel], ...] = (GetPatternRequest, RunRequest, CancelRequest, OpenHeadRequest,
+                                         FaithfulnessRequest,
+                                         GetGroupRequest, GetImageRequest, OpenStimulusRequest,
+                                         SelectRequest, ActivationsRequest, GenerateRequest)
 
 
 def wire_schema() -> dict[str, Any]:

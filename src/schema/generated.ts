@@ -20,6 +20,30 @@ export interface InterpWidgetWire {
   PatchingEnvelope?: PatchingEnvelope;
   StatusMessage?: StatusMessage;
   StaticHeatmap?: StaticHeatmap;
+  CircuitState?: CircuitState;
+  FaithfulnessRequest?: FaithfulnessRequest;
+  CircuitEnvelope?: CircuitEnvelope;
+  StaticCircuit?: StaticCircuit;
+  VisionGridState?: VisionGridState;
+  GetGroupRequest?: GetGroupRequest;
+  GetImageRequest?: GetImageRequest;
+  VisionGridEnvelope?: VisionGridEnvelope;
+  StaticVisionGrid?: StaticVisionGrid;
+  TuningState?: TuningState;
+  OpenStimulusRequest?: OpenStimulusRequest;
+  TuningEnvelope?: TuningEnvelope;
+  StaticTuning?: StaticTuning;
+  FeaturesState?: FeaturesState;
+  SelectRequest?: SelectRequest;
+  ActivationsRequest?: ActivationsRequest;
+  FeaturesEnvelope?: FeaturesEnvelope;
+  StaticFeatures?: StaticFeatures;
+  SteeringState?: SteeringState;
+  GenerateRequest?: GenerateRequest;
+  SteeringEnvelope?: SteeringEnvelope;
+  StaticSteering?: StaticSteering;
+  SuperpositionState?: SuperpositionState;
+  StaticSuperposition?: StaticSuperposition;
 }
 /**
  * An n-dimensional array on the wire: dtype, shape and the raw bytes (little-endian, C order).
@@ -454,4 +478,735 @@ export interface StaticHeatmap {
   kind: "heatmap";
   version: 1;
   state: PatchingState;
+}
+/**
+ * The circuit widget's synced state. ``threshold`` / ``top_k`` are the initial pruning (Python may
+ * change them); moving the controls in the browser prunes there and does not write them back.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "CircuitState".
+ */
+export interface CircuitState {
+  graph: CircuitGraphData;
+  /**
+   * draw edges with |score| >= threshold
+   */
+  threshold: number;
+  /**
+   * ... and among those only the top_k by |score| (0: no limit)
+   */
+  top_k: number;
+  /**
+   * the most edges drawn at once (the strongest first)
+   */
+  max_drawn: number;
+  /**
+   * the kernel can run the model: faithfulness and attention patterns
+   */
+  has_context: boolean;
+}
+/**
+ * A scored edge graph as the circuit view draws it.
+ *
+ * Edge ``i`` goes from ``nodes[senders[i]]`` to input ``TARGETS[targets[i]]`` (``""``: the whole node,
+ * else a head's ``q`` / ``k`` / ``v``) of ``nodes[receivers[i]]`` with score ``scores[i]``; edges are
+ * sorted by decreasing ``|score|``, so the top-k edges are a prefix.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "CircuitGraphData".
+ */
+export interface CircuitGraphData {
+  title: string;
+  /**
+   * eap, eap-ig, acdc, or what made the graph
+   */
+  method: string;
+  metric: string;
+  clean_metric: number | null;
+  corrupted_metric: number | null;
+  n_layers: number;
+  n_heads: number;
+  has_mlp: boolean;
+  nodes: CircuitNode[];
+  /**
+   * edges of the model's full graph (kept or not)
+   */
+  n_edges_total: number;
+  senders: TensorPayload;
+  receivers: TensorPayload;
+  targets: TensorPayload;
+  scores: TensorPayload;
+  /**
+   * one line of context (forward passes, pruning, ...)
+   */
+  note: string;
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "CircuitNode".
+ */
+export interface CircuitNode {
+  /**
+   * 'input', 'L1H2', 'MLP0' or 'logits'
+   */
+  name: string;
+  kind: "input" | "head" | "mlp" | "logits";
+  /**
+   * -1 for the input, n_layers for the logits
+   */
+  layer: number;
+  head: number | null;
+}
+/**
+ * Command ``faithfulness``: the sub-circuit made of ``edges`` (positions in the shipped edge arrays),
+ * which the view takes among ``nodes`` (every edge must join two of them).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "FaithfulnessRequest".
+ */
+export interface FaithfulnessRequest {
+  /**
+   * @minItems 1
+   */
+  nodes: [string, ...string[]];
+  /**
+   * positions in CircuitGraphData's edge arrays
+   */
+  edges: number[];
+}
+/**
+ * The ``response`` of a circuit-widget command (see ``CommandEnvelope``).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "CircuitEnvelope".
+ */
+export interface CircuitEnvelope {
+  reply: FaithfulnessReply | HeadPatternsReply | PatternReply | ErrorReply;
+  buffer_paths: (string | number)[][];
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "FaithfulnessReply".
+ */
+export interface FaithfulnessReply {
+  ok: true;
+  /**
+   * (circuit - empty) / (clean - empty); None when undefined
+   */
+  fraction: number | null;
+  circuit_metric: number;
+  clean_metric: number;
+  empty_metric: number;
+  n_edges: number;
+  nodes: string[];
+  ablation: string;
+}
+/**
+ * What a static page (notebook snapshot, HTML export) embeds for a circuit graph; ``data`` fields
+ * are base64 text there.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "StaticCircuit".
+ */
+export interface StaticCircuit {
+  kind: "circuit";
+  version: 1;
+  state: CircuitState;
+}
+/**
+ * The image-grid widget's synced state; ``images`` holds the selected group's thumbnails (the
+ * others come with ``get_group``).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "VisionGridState".
+ */
+export interface VisionGridState {
+  kind: "layer_grid" | "feature_vis" | "dataset_examples";
+  title: string;
+  note: string;
+  /**
+   * @minItems 1
+   */
+  groups: [ImageGroup, ...ImageGroup[]];
+  /**
+   * the group (layer) shown
+   */
+  group: number;
+  /**
+   * the enlarged image's index in the group (-1: none)
+   */
+  selected: number;
+  images: GroupImages | null;
+}
+/**
+ * One page of the grid: a conv layer's channels, or the images of a feature-vis / dataset result.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "ImageGroup".
+ */
+export interface ImageGroup {
+  /**
+   * layer module path, or the unit / objective
+   */
+  name: string;
+  /**
+   * one label per image, e.g. 'ch 5'
+   */
+  labels: string[];
+  /**
+   * a number per image (dataset examples: activation)
+   */
+  values: number[] | null;
+  /**
+   * [h, w] of the thumbnails
+   */
+  thumb: number[];
+  /**
+   * [h, w] of the images at full size
+   */
+  full: number[];
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "GroupImages".
+ */
+export interface GroupImages {
+  group: number;
+  images: TensorPayload;
+}
+/**
+ * Command ``get_group``: the thumbnails of group ``group``.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "GetGroupRequest".
+ */
+export interface GetGroupRequest {
+  group: number;
+}
+/**
+ * Command ``get_image``: image ``index`` of group ``group`` at full size.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "GetImageRequest".
+ */
+export interface GetImageRequest {
+  group: number;
+  index: number;
+}
+/**
+ * The ``response`` of an image-grid command (see ``CommandEnvelope``).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "VisionGridEnvelope".
+ */
+export interface VisionGridEnvelope {
+  reply: GroupReply | ImageReply | ErrorReply;
+  buffer_paths: (string | number)[][];
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "GroupReply".
+ */
+export interface GroupReply {
+  ok: true;
+  group: number;
+  images: TensorPayload;
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "ImageReply".
+ */
+export interface ImageReply {
+  ok: true;
+  group: number;
+  index: number;
+  label: string;
+  image: TensorPayload;
+}
+/**
+ * A static page's image grid: ``groups[i]`` the thumbnails of group ``i`` (None: left out to keep the
+ * page small); ``data`` fields are base64 text there.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "StaticVisionGrid".
+ */
+export interface StaticVisionGrid {
+  kind: "vision_grid";
+  version: 1;
+  state: VisionGridState;
+  groups: (TensorPayload | null)[];
+}
+/**
+ * The tuning widget's synced state.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "TuningState".
+ */
+export interface TuningState {
+  title: string;
+  /**
+   * the swept parameter, e.g. 'orientation'
+   */
+  param: string;
+  /**
+   * e.g. 'degrees' ('' for none)
+   */
+  unit_of_param: string;
+  values: TensorPayload;
+  /**
+   * @minItems 1
+   */
+  units: [string, ...string[]];
+  activations: TensorPayload;
+  /**
+   * uint8 [n_values, h, w, 3] (image stimuli)
+   */
+  stimuli: TensorPayload | null;
+  /**
+   * text stimuli: one prompt per value
+   */
+  prompts: string[];
+  /**
+   * per unit: drawn or hidden (the legend's toggles)
+   */
+  visible: boolean[];
+  /**
+   * the clicked stimulus (-1: none)
+   */
+  selected: number;
+  /**
+   * False: clicking a point cannot open activations
+   */
+  has_detail: boolean;
+  note: string;
+}
+/**
+ * Command ``open_stimulus``: the activations on stimulus ``index``; ``top_k`` strongest per layer.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "OpenStimulusRequest".
+ */
+export interface OpenStimulusRequest {
+  index: number;
+  top_k?: number;
+}
+/**
+ * The ``response`` of a tuning-widget command.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "TuningEnvelope".
+ */
+export interface TuningEnvelope {
+  reply: StimulusReply | ErrorReply;
+  buffer_paths: (string | number)[][];
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "StimulusReply".
+ */
+export interface StimulusReply {
+  ok: true;
+  index: number;
+  /**
+   * the parameter value of the stimulus
+   */
+  value: number;
+  /**
+   * the prompt (text stimuli) or the value with its unit
+   */
+  label: string;
+  /**
+   * each plotted unit's activation on this stimulus
+   */
+  units: number[];
+  layers: LayerDetail[];
+}
+/**
+ * One layer's activations on the stimulus, one value per channel (spatial max) or unit.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "LayerDetail".
+ */
+export interface LayerDetail {
+  layer: string;
+  /**
+   * the activation's shape as the analysis returned it
+   */
+  shape: number[];
+  /**
+   * how a value per channel was obtained, e.g. 'max over 8x8 positions'
+   */
+  reduce: string;
+  /**
+   * float32 [n_channels] (None: too many to send; see `top`)
+   */
+  values: TensorPayload | null;
+  /**
+   * the strongest channels, strongest first
+   */
+  top: number[];
+  top_values: number[];
+  /**
+   * channels of this layer that are plotted units
+   */
+  marked: number[];
+}
+/**
+ * A static page's tuning widget (``data`` fields are base64 text there).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "StaticTuning".
+ */
+export interface StaticTuning {
+  kind: "tuning";
+  version: 1;
+  state: TuningState;
+}
+/**
+ * The dashboard's synced state (one trait per field).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "FeaturesState".
+ */
+export interface FeaturesState {
+  model_name: string;
+  neuron_site: string;
+  feature_site: string;
+  n_neurons: number;
+  n_features: number;
+  kind: "neuron" | "feature";
+  index: number;
+  prompt: string;
+  panel: UnitPanel | null;
+  prompt_acts: PromptActivations | null;
+  /**
+   * False: a static page or a dashboard without a model
+   */
+  controls: boolean;
+}
+/**
+ * Everything the dashboard shows for one neuron or feature.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "UnitPanel".
+ */
+export interface UnitPanel {
+  kind: "neuron" | "feature";
+  index: number;
+  site: string;
+  title: string;
+  top: TopExample[];
+  histogram: Histogram;
+  promoted: TokenEffect[];
+  suppressed: TokenEffect[];
+  links: UnitLink[];
+  links_title: string;
+  note: string;
+}
+/**
+ * A dataset snippet around one of the unit's largest activations.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "TopExample".
+ */
+export interface TopExample {
+  tokens: string[];
+  acts: TensorPayload;
+  /**
+   * index in `tokens` of the activation this example was picked for
+   */
+  peak: number;
+  /**
+   * the activation at `peak`
+   */
+  value: number;
+  /**
+   * dataset row the snippet comes from
+   */
+  row: number;
+}
+/**
+ * Activations over the whole dataset: ``counts[i]`` fall in ``[edges[i], edges[i + 1])``.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "Histogram".
+ */
+export interface Histogram {
+  counts: TensorPayload;
+  edges: TensorPayload;
+  /**
+   * activations counted (every token of the dataset)
+   */
+  n: number;
+  /**
+   * how many were <= 0 (an inactive feature or ReLU neuron)
+   */
+  n_nonpositive: number;
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "TokenEffect".
+ */
+export interface TokenEffect {
+  token: string;
+  value: number;
+}
+/**
+ * A unit on the other side: a neuron's feature, or a feature's neuron.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "UnitLink".
+ */
+export interface UnitLink {
+  kind: "neuron" | "feature";
+  index: number;
+  weight: number;
+  label: string;
+}
+/**
+ * One unit's activations over the user's text (and, for a neuron, its features at the peak token).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "PromptActivations".
+ */
+export interface PromptActivations {
+  kind: "neuron" | "feature";
+  index: number;
+  text: string;
+  tokens: string[];
+  acts: TensorPayload;
+  /**
+   * a neuron: features' contributions at the peak token; a feature: []
+   */
+  links: UnitLink[];
+}
+/**
+ * Command ``select_unit``: show this neuron or feature.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "SelectRequest".
+ */
+export interface SelectRequest {
+  kind: "neuron" | "feature";
+  index: number;
+}
+/**
+ * Command ``get_activations``: the unit's activations over ``text``.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "ActivationsRequest".
+ */
+export interface ActivationsRequest {
+  kind: "neuron" | "feature";
+  index: number;
+  text: string;
+}
+/**
+ * The ``response`` of a dashboard command (see ``CommandEnvelope``).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "FeaturesEnvelope".
+ */
+export interface FeaturesEnvelope {
+  reply: PanelReply | ActivationsReply | ErrorReply;
+  buffer_paths: (string | number)[][];
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "PanelReply".
+ */
+export interface PanelReply {
+  ok: true;
+  panel: UnitPanel;
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "ActivationsReply".
+ */
+export interface ActivationsReply {
+  ok: true;
+  acts: PromptActivations;
+}
+/**
+ * What a static page embeds for a dashboard (``data`` fields are base64 text there).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "StaticFeatures".
+ */
+export interface StaticFeatures {
+  kind: "features";
+  version: 1;
+  state: FeaturesState;
+}
+/**
+ * The steering widget's synced state (one trait per field).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "SteeringState".
+ */
+export interface SteeringState {
+  model_name: string;
+  sites: string[];
+  directions: DirectionOption[];
+  prompt: string;
+  site: string;
+  direction: string;
+  op: "add" | "scale" | "clamp";
+  strength: number;
+  strength_min: number;
+  strength_max: number;
+  positions: "all" | "prompt";
+  max_new_tokens: number;
+  n_samples: number;
+  greedy: boolean;
+  seed: number;
+  controls: boolean;
+  result: Generation | null;
+  status: RunStatus;
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "DirectionOption".
+ */
+export interface DirectionOption {
+  /**
+   * what GenerateRequest.direction names
+   */
+  id: string;
+  label: string;
+}
+/**
+ * Base and steered generations side by side (``n_samples`` rows each).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "Generation".
+ */
+export interface Generation {
+  prompt_tokens: string[];
+  /**
+   * per sample: the generated tokens without steering
+   */
+  base: string[][];
+  steered: string[][];
+  base_ids: TensorPayload;
+  steered_ids: TensorPayload;
+  base_text: string[];
+  steered_text: string[];
+  site: string;
+  op: "add" | "scale" | "clamp";
+  strength: number;
+  /**
+   * the direction's label
+   */
+  direction: string;
+  positions: string;
+}
+/**
+ * Command ``start_generate``: sample from ``prompt`` with and without steering.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "GenerateRequest".
+ */
+export interface GenerateRequest {
+  prompt: string;
+  site: string;
+  /**
+   * a DirectionOption id
+   */
+  direction: string;
+  op?: "add" | "scale" | "clamp";
+  strength?: number;
+  positions?: "all" | "prompt";
+  max_new_tokens?: number;
+  n_samples?: number;
+  greedy?: boolean;
+  seed?: number;
+}
+/**
+ * The ``response`` of a steering-widget command (see ``CommandEnvelope``).
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "SteeringEnvelope".
+ */
+export interface SteeringEnvelope {
+  reply: GenerateStarted | CancelReply | ErrorReply;
+  buffer_paths: (string | number)[][];
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "GenerateStarted".
+ */
+export interface GenerateStarted {
+  ok: true;
+  run_id: number;
+  n_prompt_tokens: number;
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "StaticSteering".
+ */
+export interface StaticSteering {
+  kind: "steering";
+  version: 1;
+  state: SteeringState;
+}
+/**
+ * The widget's synced state: the data and the sparsity shown.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "SuperpositionState".
+ */
+export interface SuperpositionState {
+  data: SuperpositionData;
+  /**
+   * index of the model (sparsity) shown
+   */
+  selected: number;
+}
+/**
+ * Everything the view draws. ``k`` models, ``n`` features.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "SuperpositionData".
+ */
+export interface SuperpositionData {
+  title: string;
+  n_features: number;
+  n_hidden: number;
+  feature_labels: string[];
+  represented_threshold: number;
+  /**
+   * @minItems 1
+   */
+  models: [SparsityInfo, ...SparsityInfo[]];
+  gram: TensorPayload;
+  norms: TensorPayload;
+  superposition: TensorPayload;
+  projection: TensorPayload;
+}
+/**
+ * One trained model: its sparsity and summary numbers.
+ *
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "SparsityInfo".
+ */
+export interface SparsityInfo {
+  sparsity: number;
+  /**
+   * features with norm >= the threshold
+   */
+  n_represented: number;
+  /**
+   * m / |W|_F^2
+   */
+  dims_per_feature: number;
+}
+/**
+ * This interface was referenced by `InterpWidgetWire`'s JSON-Schema
+ * via the `definition` "StaticSuperposition".
+ */
+export interface StaticSuperposition {
+  kind: "superposition";
+  version: 1;
+  state: SuperpositionState;
 }

@@ -67,8 +67,11 @@ function amount(s: RunStatus, done: number): string {
 export function progressText(s: RunStatus): string {
   const secs = `${s.elapsed_s.toFixed(1)} s`;
   switch (s.state) {
-    case "running":
-      return s.total > 0 ? `running: ${amount(s, s.done)} · ${secs}` : `starting… ${secs}`;
+    case "running": {
+      // a remote (NDIF) run also says where the server job stands: "DEPLOYING (3.1 s): ..."
+      const remote = s.message ? ` · server: ${s.message}` : "";
+      return (s.total > 0 ? `running: ${amount(s, s.done)} · ${secs}` : `starting… ${secs}`) + remote;
+    }
     case "done":
       return s.unit === "permille" ? `done in ${secs}` : `done: ${s.total} patched runs in ${secs}`;
     case "cancelled":

@@ -3,9 +3,9 @@
 // a static page it also mounts every embedded heatmap (`[data-iw-static="heatmap"]`).
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import type {
-  CancelReply, ErrorReply, HeadPatternsReply, PatchingEnvelope, PatchingState, RunStarted, RunStatus,
+  CancelReply, HeadPatternsReply, PatchingState, RunStarted, RunStatus,
 } from "../schema/generated";
-import { CommandError, putBuffers } from "../schema/wire";
+import { callCommand } from "../views/command";
 import { type Invoke, invokeSource } from "../attention/source";
 import { createStore } from "../attention/store";
 import { decodeHeatmap } from "../views/heatmap-math";
@@ -16,27 +16,8 @@ import { mountAllHeatmaps } from "../views/patching-static";
 export { renderPatching } from "../views/patching";
 export { mountAllHeatmaps, mountHeatmapStatic } from "../views/patching-static";
 
-/** Unpack a command response; throws CommandError for `{ok: false}`. */
-export function unpackCommand<T>(response: unknown, buffers: readonly DataView[]): T {
-  if (response === null || typeof response !== "object" || !("reply" in response)) {
-    throw new Error(`malformed command response: ${JSON.stringify(response)?.slice(0, 200)}`);
-  }
-  const env = response as PatchingEnvelope;
-  const reply = putBuffers(env.reply, env.buffer_paths, buffers);
-  if (!reply.ok) throw new CommandError((reply as ErrorReply).error);
-  return reply as unknown as T;
-}
-
-async function call<T>(invoke: Invoke, name: string, msg: unknown, timeoutMs: number): Promise<T> {
-  const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(new Error(`no reply from the kernel to ${name} within ${timeoutMs / 1000} s`)), timeoutMs);
-  try {
-    const [response, buffers] = await invoke<unknown>(name, msg, { signal: ctrl.signal });
-    return unpackCommand<T>(response, buffers);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { unpackResponse as unpackCommand } from "../views/command";
+const call = callCommand;
 
 export function viewState(model: AnyModel<PatchingState>): PatchingViewState {
   const result = model.get("result");

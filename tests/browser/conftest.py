@@ -204,7 +204,9 @@ class LabServer:
         return list(self.api("GET", "/api/kernels"))
 
     def lab_url(self, notebook: str) -> str:
-        return f"{self.url}/lab/tree/{notebook}?token={self.token}"
+        # `reset`: start from an empty workspace, so the documents an earlier test left open are not
+        # restored (a restored notebook starts a kernel of its own)
+        return f"{self.url}/lab/tree/{notebook}?reset&token={self.token}"
 
     # --- notebooks -----------------------------------------------------------
     def write_notebook(self, name: str, cells: list[str]) -> Path:

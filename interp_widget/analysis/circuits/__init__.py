@@ -5,7 +5,11 @@
 >>> faithfulness_curve(model, clean, corrupted, metric, g)           # doctest: +SKIP
 
 Backends: TransformerLens ``HookedTransformer`` (the per-head q/k/v inputs come from its split-input
-hook points; see :mod:`._engine`). Other backends raise :class:`~interp_widget.errors.BackendError`.
+hook points) and Hugging Face GPT-2 through nnsight (``c_attn`` recomputed per head and target); see
+:mod:`._adapters`. Other models raise :class:`~interp_widget.errors.BackendError`.
+
+A graph from :func:`circuit` carries its :class:`CircuitContext` (model, prompts, bound metric, ablation):
+``graph.top(8).faithfulness()`` or ``graph.faithfulness(["L0H0->L1H1.k", ...])`` test a sub-circuit.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from interp_widget.analysis.circuits import faithfulness as _faith
 from interp_widget.analysis.circuits._engine import EdgeRunner
 from interp_widget.analysis.circuits.eap import eap_scores
 from interp_widget.analysis.circuits.faithfulness import FaithfulnessCurve
-from interp_widget.analysis.circuits.graph import CircuitGraph, EdgeIndex, Node, Receiver
+from interp_widget.analysis.circuits.graph import CircuitContext, CircuitGraph, EdgeIndex, Node, Receiver
 from interp_widget.analysis.metrics import Metric, bind_metric
 from interp_widget.analysis.sweeps import TokensLike, pair_tokens
 
@@ -28,8 +32,8 @@ if TYPE_CHECKING:
 
     from interp_widget.models.model import Model
 
-__all__ = ["CircuitGraph", "EdgeIndex", "EdgeRunner", "FaithfulnessCurve", "Node", "Receiver", "circuit",
-           "edge_patch", "faithfulness", "faithfulness_curve"]
+__all__ = ["CircuitContext", "CircuitGraph", "EdgeIndex", "EdgeRunner", "FaithfulnessCurve", "Node", "Receiver", "circuit",
+           "edge_patch", "faithfulness", "faithfulness_curve", "faithfulness_in_context"]
 
 Method = Literal["eap", "eap-ig", "acdc"]
 MetricLike = Metric | Callable[["torch.Tensor"], Any] | str
@@ -90,8 +94,9 @@ def circuit(model: Model, clean: TokensLike, corrupted: TokensLike, metric: Metr
     c = run.counts
     meta.update({"forward_passes": c.forward_passes, "backward_passes": c.backward_passes, "calls": c.calls,
                  "seconds": time.perf_counter() - t0})
+    ctx = CircuitContext(model, st.clean, st.corrupted, st.metric, ablation, max_bytes, _setup=st)
     return CircuitGraph(run.ix, scores, kept, method, st.metric.name, st.clean_metric, st.corrupted_metric,
-                        effects, meta)
+                        effects, meta, ctx)
 
 
 def _kept_mask(graph_or_edges: CircuitGraph | Sequence[str], index: EdgeIndex) -> torch.Tensor:
@@ -111,7 +116,17 @@ def faithfulness(model: Model, clean: TokensLike, corrupted: TokensLike, metric:
     """Run with every edge outside ``circuit`` (a graph's kept edges, or edge names) ablated.
 
     Returns ``{"fraction", "circuit_metric", "clean_metric", "empty_metric", "n_edges"}``."""
-    st = _Setup(model, clean, corrupted, metric, max_bytes)
+    return _faithfulness(_Setup(model, clean, corrupted, metric, max_bytes), circuit, ablation)
+
+
+def faithfulness_in_context(ctx: CircuitContext, circuit: CircuitGraph | Sequence[str]) -> dict[str, float]:
+    """:func:`faithfulness` on the model, prompts, metric and ablation of ``ctx`` (its captures are cached)."""
+    if ctx._setup is None:
+        ctx._setup = _Setup(ctx.model, ctx.clean, ctx.corrupted, ctx.metric, ctx.max_bytes)
+    return _faithfulness(ctx._setup, circuit, ctx.ablation)
+
+
+def _faithfulness(st: _Setup, circuit: CircuitGraph | Sequence[str], ablation: str) -> dict[str, float]:
     kept = _kept_mask(circuit, st.runner.ix)
     vals, c, emp = _faith.measure(st.runner, st.clean, st.metric, st.ref(ablation), kept[None])
     v = float(vals[0])

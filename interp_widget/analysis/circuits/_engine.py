@@ -1,10 +1,9 @@
-"""Edge-level runs of a TransformerLens ``HookedTransformer``: capture, gradients and edge patching.
+"""Edge-level runs of a model: capture, gradients and edge patching.
 
-Per-receiver inputs need TransformerLens's split inputs (``use_split_qkv_input``: ``blocks.L.hook_q_input``
-etc. are ``[batch, pos, head, d_model]``, one copy of the residual stream per head and per q/k/v;
-``use_hook_mlp_in``; ``use_attn_result``). Those are switched on for the duration of a run and restored.
+Where the senders and receivers are in each kind of model is the business of
+:mod:`._adapters` (TransformerLens split-input hook points; Hugging Face GPT-2 through nnsight).
 The static interventions of :meth:`Model.run` cannot express "this head's keys see the residual stream
-minus one sender's contribution" without the split inputs, so circuits run on the hook points directly.
+minus one sender's contribution", so circuits run through those adapters.
 
 A run stacks ``G`` variants of the same ``B`` prompts along the batch axis (run ``g`` owns rows
 ``g*B .. g*B+B-1``), each with its own set of ablated edges: a receiver's input becomes
@@ -14,22 +13,17 @@ replacement (the corrupted run's output for resample ablation, a mean for mean a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from interp_widget.analysis.circuits._adapters import adapter_for
 from interp_widget.analysis.circuits.graph import EdgeIndex
-from interp_widget.errors import BackendError
 
 if TYPE_CHECKING:
     import torch
 
     from interp_widget.analysis.metrics import Metric
     from interp_widget.models.model import Model
-
-_TARGETS = ("q", "k", "v")
-
 
 @dataclass
 class Counts:
@@ -38,18 +32,6 @@ class Counts:
     calls: int = 0
     forward_passes: int = 0
     backward_passes: int = 0
-
-
-def hooked_transformer(model: Model) -> Any:
-    raw = getattr(model.backend, "model", None) or model.raw
-    cfg = getattr(raw, "cfg", None)
-    ok = model.spec.architecture == "hooked-transformer" and hasattr(raw, "set_use_split_qkv_input")
-    if raw is None or cfg is None or not ok or not hasattr(raw, "blocks"):
-        msg = (f"circuit discovery needs a TransformerLens HookedTransformer (split q/k/v inputs per head); "
-               f"{model.name} runs on {type(model.backend).__name__} over {type(raw).__name__}. "
-               "Load the weights into a HookedTransformer (iw.load accepts one)")
-        raise BackendError(msg)
-    return raw
 
 
 def narrowed(metric: Metric, n_pos: int) -> tuple[list[int] | None, Metric]:
@@ -63,7 +45,7 @@ class EdgeRunner:
 
     def __init__(self, model: Model, *, max_bytes: int = 256 * 2**20) -> None:
         self.model = model
-        self.raw = hooked_transformer(model)
+        self.adapter = adapter_for(model)
         self.ix = EdgeIndex.from_spec(model.spec)
         self.max_bytes = max_bytes
         self.counts = Counts()
@@ -82,24 +64,6 @@ class EdgeRunner:
             self._layer_r.append(r)
             r += 3 * h + (1 if self.ix.has_mlp else 0)
         self._logits_r = r
-
-    # --- switches -------------------------------------------------------------------
-    @contextmanager
-    def _split(self) -> Iterator[None]:
-        raw = self.raw
-        cfg = raw.cfg
-        old = (cfg.use_split_qkv_input, cfg.use_attn_result, getattr(cfg, "use_hook_mlp_in", False))
-        try:
-            raw.set_use_split_qkv_input(True)
-            raw.set_use_attn_result(True)
-            if self.ix.has_mlp:
-                raw.set_use_hook_mlp_in(True)
-            yield
-        finally:
-            raw.set_use_split_qkv_input(old[0])
-            raw.set_use_attn_result(old[1])
-            if self.ix.has_mlp:
-                raw.set_use_hook_mlp_in(old[2])
 
     def sender_slice(self, layer: int) -> tuple[int, int]:
         """Sender indices of layer ``layer``'s heads."""
@@ -135,7 +99,6 @@ class EdgeRunner:
         if patching or capture:
             buf = torch.zeros(s_all, rows, p, d, dtype=torch.float32)
         recv: dict[int, Any] = {}
-        hooks: list[tuple[str, Callable[..., Any]]] = []
 
         def put(lo: int, x: torch.Tensor) -> None:
             # x: [rows, pos, d] or [rows, pos, n, d] for senders lo..lo+n-1
@@ -169,55 +132,39 @@ class EdgeRunner:
             corr = torch.einsum("sgbpd,gst->gbptd", dsel, mf).reshape(rows, p, n_targets, d)
             return x - (corr if x.ndim == 4 else corr[:, :, 0])
 
-        def hook_input(x: torch.Tensor, hook: Any) -> torch.Tensor:
-            if input_value is not None:
-                x = input_value.to(x.dtype)
-            if grads:
-                x = x.detach().requires_grad_(True)
-            if buf is not None:
-                put(0, x)
-            return x
+        runner = self
 
-        hooks.append(("blocks.0.hook_resid_pre", hook_input))
-        h = spec.n_heads
-        for layer in range(spec.n_layers):
-            r0 = self._layer_r[layer]
-            for t_i, t in enumerate(_TARGETS):
-                def hook_qkv(x: torch.Tensor, hook: Any, r: int = r0 + t_i * h) -> torch.Tensor:
-                    return fix(x, r, h)
-                hooks.append((f"blocks.{layer}.hook_{t}_input", hook_qkv))
-            if buf is not None:
-                lo, _ = self.sender_slice(layer)
+        class Hooks:
+            capture = buf is not None
+            edit = patching or grads
 
-                def hook_res(x: torch.Tensor, hook: Any, lo: int = lo) -> torch.Tensor:
-                    put(lo, x)
-                    return x
-                hooks.append((f"blocks.{layer}.attn.hook_result", hook_res))
-            if self.ix.has_mlp:
-                def hook_mlp_in(x: torch.Tensor, hook: Any, r: int = r0 + 3 * h) -> torch.Tensor:
-                    return fix(x, r, 1)
-                hooks.append((f"blocks.{layer}.hook_mlp_in", hook_mlp_in))
+            def input(self, x: torch.Tensor) -> torch.Tensor:
+                if input_value is not None:
+                    x = input_value.to(x.dtype)
+                if grads:
+                    x = x.detach().requires_grad_(True)
                 if buf is not None:
-                    _, hi = self.sender_slice(layer)
+                    put(0, x)
+                return x
 
-                    def hook_mlp_out(x: torch.Tensor, hook: Any, lo: int = hi) -> torch.Tensor:
-                        put(lo, x)
-                        return x
-                    hooks.append((f"blocks.{layer}.hook_mlp_out", hook_mlp_out))
+            def qkv(self, layer: int, t: int, x: torch.Tensor) -> torch.Tensor:
+                return fix(x, runner._layer_r[layer] + t * spec.n_heads, spec.n_heads)
 
-        def hook_final(x: torch.Tensor, hook: Any) -> torch.Tensor:
-            return fix(x, self._logits_r, 1)
+            def head_results(self, layer: int, x: torch.Tensor) -> None:
+                put(runner.sender_slice(layer)[0], x)
 
-        hooks.append((f"blocks.{spec.n_layers - 1}.hook_resid_post", hook_final))
+            def mlp_in(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+                return fix(x, runner._layer_r[layer] + 3 * spec.n_heads, 1)
+
+            def mlp_out(self, layer: int, x: torch.Tensor) -> None:
+                put(runner.sender_slice(layer)[1], x)
+
+            def final(self, x: torch.Tensor) -> torch.Tensor:
+                return fix(x, runner._logits_r, 1)
+
         toks = tokens.repeat(n_runs, 1) if n_runs > 1 else tokens
-        with self._split(), torch.set_grad_enabled(grads), self.raw.hooks(fwd_hooks=hooks):
-            if positions is None:
-                logits = self.raw(toks)
-            else:  # the final LayerNorm is per position: slicing before it is exact
-                resid = self.raw(toks, stop_at_layer=spec.n_layers)[:, positions]
-                if self.raw.cfg.normalization_type is not None:
-                    resid = self.raw.ln_final(resid)
-                logits = self.raw.unembed(resid)
+        with torch.set_grad_enabled(grads):
+            logits = self.adapter.forward(toks, Hooks(), positions)
         self.counts.calls += 1
         self.counts.forward_passes += n_runs
         acts = buf if capture else None

@@ -14,12 +14,15 @@ the senders upstream of any receiver are a prefix of that order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
+    from interp_widget.analysis.metrics import Metric
+    from interp_widget.models.model import Model
     from interp_widget.tracing.base import ModelSpec
 
 
@@ -100,6 +103,22 @@ class EdgeIndex:
 
 
 @dataclass
+class CircuitContext:
+    """What a graph was discovered on, so that sub-circuits can be tested later without restating it.
+
+    ``metric`` is already bound (token strings resolved); ``ablation`` is the ablation used for
+    faithfulness (``"resample"`` or ``"mean"``). The captured activations are cached on first use."""
+
+    model: Model
+    clean: torch.Tensor
+    corrupted: torch.Tensor
+    metric: Metric
+    ablation: str = "resample"
+    max_bytes: int = 256 * 2**20
+    _setup: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass
 class CircuitGraph:
     """A scored edge graph: the result of :func:`~interp_widget.analysis.circuits.circuit`.
 
@@ -119,6 +138,8 @@ class CircuitGraph:
     corrupted_metric: float
     effects: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the model, prompts, metric and ablation it was discovered on (None for a graph built by hand)
+    context: CircuitContext | None = field(default=None, repr=False, compare=False)
 
     # --- views ---------------------------------------------------------------------
     @property
@@ -153,7 +174,8 @@ class CircuitGraph:
     # --- pruning ---------------------------------------------------------------------
     def _with(self, kept: torch.Tensor, how: str) -> CircuitGraph:
         return CircuitGraph(self.index, self.scores, kept & self.kept, self.method, self.metric_name,
-                            self.clean_metric, self.corrupted_metric, self.effects, {**self.meta, "pruned": how})
+                            self.clean_metric, self.corrupted_metric, self.effects, {**self.meta, "pruned": how},
+                            self.context)
 
     def top(self, k: int) -> CircuitGraph:
         """The ``k`` kept edges with the largest ``|score|``."""
@@ -171,6 +193,19 @@ class CircuitGraph:
     def prune(self, threshold: float) -> CircuitGraph:
         """The kept edges with ``|score| >= threshold``."""
         return self._with(self.scores.abs() >= threshold, f"|score| >= {threshold}")
+
+    # --- testing a sub-circuit ---------------------------------------------------------
+    def faithfulness(self, edges: Sequence[str] | None = None) -> dict[str, float]:
+        """Faithfulness of ``edges`` (edge names; default: this graph's kept edges) on the prompts, metric
+        and ablation the graph was discovered with; the same dict as
+        :func:`~interp_widget.analysis.circuits.faithfulness`."""
+        if self.context is None:
+            msg = ("this CircuitGraph has no context (model, prompts, metric): it was not made by circuit(). "
+                   "Call interp_widget.analysis.circuits.faithfulness(model, clean, corrupted, metric, edges)")
+            raise ValueError(msg)
+        from interp_widget.analysis.circuits import faithfulness_in_context
+
+        return faithfulness_in_context(self.context, self if edges is None else edges)
 
     # --- export ---------------------------------------------------------------------
     def nodes_in_circuit(self) -> list[str]:
@@ -199,6 +234,7 @@ class CircuitGraph:
                 "nodes": nodes, "edges": edges, "meta": dict(self.meta)}
 
     def __repr__(self) -> str:
+        metric = self.metric_name if len(self.metric_name) <= 48 else self.metric_name[:45] + "..."
         return (f"<CircuitGraph {self.method}: {int(self.kept.sum())} of {self.n_edges} edges kept, "
-                f"{len(self.nodes_in_circuit())} nodes; {self.metric_name} clean {self.clean_metric:.4g}, "
+                f"{len(self.nodes_in_circuit())} nodes; {metric} clean {self.clean_metric:.4g}, "
                 f"corrupted {self.corrupted_metric:.4g}>")
