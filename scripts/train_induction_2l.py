@@ -17,10 +17,7 @@ plus ``MODEL_CARD.md``; ``tests/test_model_card.py`` recomputes those numbers fr
 
 from __future__ import annotations
 
-import argparse
-import math
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -29,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _train_common import train_lm, transformer_main  # noqa: E402
 from induction_2l_card import eval_tokens, evaluate, half_losses, write_card  # noqa: E402
 
-from interp_widget.models.format import load_hooked_transformer, save  # noqa: E402
 from interp_widget.zoo.tokenizer import BOS_ID, CHAR_IDS, VOCAB, build_tokenizer  # noqa: E402
 
 OUT_DIR = ROOT / "interp_widget" / "zoo" / "induction_2l"
@@ -73,64 +70,30 @@ def training_batch(g: torch.Generator, batch: int = BATCH, seq: int = SEQ) -> to
     return torch.cat([torch.full((batch, 1), BOS_ID), toks], dim=1)
 
 
-def lr_at(step: int) -> float:
-    if step < WARMUP:
-        return LR * (step + 1) / WARMUP
-    frac = (step - WARMUP) / max(1, STEPS - WARMUP)
-    return LR * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-
-
 def train() -> object:
     from transformer_lens import HookedTransformer
 
     torch.manual_seed(SEED)
     ht = HookedTransformer(make_config(), tokenizer=build_tokenizer())
-    opt = torch.optim.AdamW(ht.parameters(), lr=LR, betas=(0.9, 0.98), weight_decay=0.01)
     g = torch.Generator().manual_seed(SEED)
     probe_tokens = eval_tokens()[:32]
-    t0 = time.time()
-    for step in range(STEPS):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step)
-        loss = ht(training_batch(g), return_type="loss")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ht.parameters(), 1.0)
-        opt.step()
-        if step % 250 == 0 or step == STEPS - 1:
-            with torch.no_grad():
-                probe = half_losses(ht, probe_tokens)
-            print(f"step {step:5d}  loss {loss.item():.4f}  first copy {probe['first_half']:.3f}  "
-                  f"repeat {probe['repeated_half']:.3f}  lr {lr_at(step):.2e}  {time.time() - t0:6.1f}s", flush=True)
-    ht.eval()
-    return ht
+
+    def probe() -> str:
+        with torch.no_grad():
+            p = half_losses(ht, probe_tokens)
+        return f"first copy {p['first_half']:.3f}  repeat {p['repeated_half']:.3f}  "
+
+    return train_lm(ht, lambda: training_batch(g), steps=STEPS, lr=LR, warmup=WARMUP, probe=probe)
 
 
 # --------------------------------------------------------------------------- measurements for the card
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--eval-only", action="store_true", help="recompute the card from the written weights")
-    parser.add_argument("--out", type=Path, default=OUT_DIR)
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # deterministic, and friendly to a shared CPU
-    t0 = time.time()
-    if args.eval_only:
-        ht, _ = load_hooked_transformer(args.out)
-        train_s = None
-    else:
-        ht = train()
-        train_s = time.time() - t0
-        save(ht, args.out, name="induction-2l")
-        ht, _ = load_hooked_transformer(args.out)  # measure exactly what ships
-    results = evaluate(ht)
     training = {"seed": SEED, "steps": STEPS, "batch": BATCH, "seq_len": SEQ, "lr": LR, "warmup": WARMUP,
                 "min_block": MIN_BLOCK, "max_block": MAX_BLOCK, "optimizer": "AdamW(betas=(0.9, 0.98), wd=0.01)",
                 "schedule": "linear warm-up, cosine decay to 10%", "grad_clip": 1.0, "threads": 1}
-    if train_s is not None:
-        training["train_seconds"] = round(train_s, 1)
-    write_card(args.out, results, training)
-    print(f"wrote {args.out} in {time.time() - t0:.1f}s")
+    transformer_main(__doc__, out_dir=OUT_DIR, name="induction-2l", train=train, evaluate=evaluate,
+                     write_card=write_card, training=training)
 
 
 if __name__ == "__main__":

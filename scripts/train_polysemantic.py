@@ -16,10 +16,7 @@ and writes ``card.json`` and ``MODEL_CARD.md``; ``tests/test_polysemantic_card.p
 
 from __future__ import annotations
 
-import argparse
-import math
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -28,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _train_common import train_lm, transformer_main  # noqa: E402
 from polysemantic_card import evaluate, write_card  # noqa: E402
 
-from interp_widget.models.format import load_hooked_transformer, save  # noqa: E402
 from interp_widget.zoo import polysemantic as lang  # noqa: E402
 
 OUT_DIR = ROOT / "interp_widget" / "zoo" / "polysemantic"
@@ -55,57 +52,21 @@ def make_config() -> object:
     )
 
 
-def lr_at(step: int) -> float:
-    if step < WARMUP:
-        return LR * (step + 1) / WARMUP
-    frac = (step - WARMUP) / max(1, STEPS - WARMUP)
-    return LR * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-
-
 def train() -> object:
     from transformer_lens import HookedTransformer
 
     torch.manual_seed(SEED)
     ht = HookedTransformer(make_config(), tokenizer=lang.build_tokenizer())
-    opt = torch.optim.AdamW(ht.parameters(), lr=LR, betas=(0.9, 0.98), weight_decay=0.01)
     g = torch.Generator().manual_seed(SEED)
-    t0 = time.time()
-    for step in range(STEPS):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step)
-        toks, _ = lang.sample(BATCH, g)
-        loss = ht(toks, return_type="loss")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ht.parameters(), 1.0)
-        opt.step()
-        if step % 250 == 0 or step == STEPS - 1:
-            print(f"step {step:5d}  loss {loss.item():.4f}  lr {lr_at(step):.2e}  {time.time() - t0:6.1f}s", flush=True)
-    ht.eval()
-    return ht
+    return train_lm(ht, lambda: lang.sample(BATCH, g)[0], steps=STEPS, lr=LR, warmup=WARMUP)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--eval-only", action="store_true", help="recompute the card from the written weights")
-    parser.add_argument("--out", type=Path, default=OUT_DIR)
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # deterministic, and friendly to a shared CPU
-    t0 = time.time()
-    train_s = None
-    if not args.eval_only:
-        ht = train()
-        train_s = time.time() - t0
-        save(ht, args.out, name=lang.NAME)
-    ht, _ = load_hooked_transformer(args.out)  # measure exactly what ships
-    results = evaluate(ht)
     training = {"seed": SEED, "steps": STEPS, "batch": BATCH, "seq_len": lang.SEQ_LEN, "lr": LR,
                 "warmup": WARMUP, "optimizer": "AdamW(betas=(0.9, 0.98), wd=0.01)",
                 "schedule": "linear warm-up, cosine decay to 10%", "grad_clip": 1.0, "threads": 1}
-    if train_s is not None:
-        training["train_seconds"] = round(train_s, 1)
-    write_card(args.out, results, training)
-    print(f"wrote {args.out} in {time.time() - t0:.1f}s")
+    transformer_main(__doc__, out_dir=OUT_DIR, name=lang.NAME, train=train, evaluate=evaluate, write_card=write_card,
+                     training=training)
 
 
 if __name__ == "__main__":

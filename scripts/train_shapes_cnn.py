@@ -11,7 +11,6 @@ few minutes.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _train_common import card_main  # noqa: E402
 
 from interp_widget.analysis.vision.stimuli import ShapesDataset  # noqa: E402
 from interp_widget.zoo import shapes_cnn  # noqa: E402
@@ -78,13 +79,7 @@ def train() -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--card-only", action="store_true", help="only recompute the model card from the saved weights")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    training = None if args.card_only else train()
-    write_card(training)
-    print((shapes_cnn.HERE / "MODEL_CARD.md").read_text())
+    card_main(__doc__, train=train, write_card=write_card, card_md=shapes_cnn.HERE / "MODEL_CARD.md")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ batched model), AdamW with a cosine schedule. Seeded, one CPU thread, seconds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -20,6 +19,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _train_common import card_main  # noqa: E402
 
 from interp_widget.analysis.superposition import REPRESENTED, superposition  # noqa: E402
 from interp_widget.zoo import superposition_toy as toy  # noqa: E402
@@ -100,13 +101,7 @@ def write_card(training: dict[str, float] | None) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--card-only", action="store_true", help="only recompute the model card from the saved weights")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    training = None if args.card_only else train()
-    write_card(training)
-    print((toy.HERE / "MODEL_CARD.md").read_text())
+    card_main(__doc__, train=train, write_card=write_card, card_md=toy.HERE / "MODEL_CARD.md")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import shutil
 import string
 import tempfile
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -76,6 +79,19 @@ def _hf_gpt2(seed: int) -> Any:
 def hf_gpt2(seed: int = 0) -> Any:
     """A fresh copy (wrapping a model in nnsight or a bridge changes it in place)."""
     return copy.deepcopy(_hf_gpt2(seed))
+
+
+@contextlib.contextmanager
+def saved_hf_gpt2(seed: int = 0) -> Iterator[str]:
+    """A temporary directory holding the tiny GPT-2 and its tokenizer (``from_pretrained`` / ``iw.load`` by
+    path); removed on exit."""
+    d = tempfile.mkdtemp(prefix="iw-tiny-gpt2-")
+    try:
+        hf_gpt2(seed).save_pretrained(d)
+        tokenizer().save_pretrained(d)
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def tl_gpt2(seed: int = 0) -> Any:

@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 import torch
 import traitlets
+from _widget_comm import Sent, command
 
 import interp_widget as iw
 from interp_widget.analysis.heads import head_scores
 from interp_widget.analysis.metrics import kl_divergence, logit_diff, loss, probability
 from interp_widget.analysis.patching import patch
 from interp_widget.analysis.path_patching import path_patch
-from interp_widget.schema import decode, pack, unpack
+from interp_widget.schema import decode, pack
 from interp_widget.schema.patching import HeatmapData, PatchingState
 from interp_widget.widgets import _patching_run
 from interp_widget.widgets._display import register
@@ -62,38 +63,6 @@ def model(hooked: Any) -> iw.Model:
 @pytest.fixture(scope="module")
 def mlp_model() -> iw.Model:
     return iw.load(_hooked(attn_only=False, seed=1), name="tiny-mlp")
-
-
-class Sent:
-    """Every message a widget sends (``widget.send`` replaced for the test)."""
-
-    def __init__(self, w: PatchingWidget) -> None:
-        self.messages: list[tuple[dict[str, Any], list[bytes]]] = []
-        self.lock = threading.Lock()
-        w.send = self._send  # type: ignore[method-assign]
-
-    def _send(self, content: dict[str, Any], buffers: Any = None) -> None:
-        with self.lock:
-            self.messages.append((content, list(buffers or [])))
-
-    def statuses(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [c["status"] for c, _ in self.messages if c.get("kind") == "iw-status"]
-
-
-def command(w: PatchingWidget, name: str, msg: Any) -> dict[str, Any]:
-    """Send an anywidget command as the front end does; return the unpacked reply."""
-    sent = getattr(w, "_test_sent", None) or Sent(w)
-    w._test_sent = sent  # type: ignore[attr-defined]
-    before = len(sent.messages)
-    w._handle_custom_msg({"kind": "anywidget-command", "id": f"req-{name}", "name": name, "msg": msg}, [])
-    replies = [c for c in sent.messages[before:] if c[0].get("kind") == "anywidget-command-response"]
-    assert len(replies) == 1, f"expected one reply, got {sent.messages[before:]}"
-    content, buffers = replies[0]
-    assert content["id"] == f"req-{name}"
-    json.dumps(content)  # nothing but JSON besides the buffers
-    env = content["response"]
-    return unpack(env["reply"], env["buffer_paths"], buffers)
 
 
 def request(**kw: Any) -> dict[str, Any]:

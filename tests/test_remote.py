@@ -7,9 +7,7 @@ The real NDIF server is exercised in ``test_remote_ndif.py``.
 from __future__ import annotations
 
 import pickle
-import shutil
 import sys
-import tempfile
 from typing import Any
 
 import _tiny_models as tiny
@@ -131,11 +129,8 @@ def test_progress_lines_and_job_states() -> None:
 
 @pytest.fixture(scope="module")
 def model_dir() -> Any:
-    d = tempfile.mkdtemp(prefix="iw-tiny-gpt2-")
-    tiny.hf_gpt2().save_pretrained(d)
-    tiny.tokenizer().save_pretrained(d)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with tiny.saved_hf_gpt2() as d:
+        yield d
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
@@ -49,11 +48,8 @@ TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def model_dir() -> Any:
-    d = tempfile.mkdtemp(prefix="iw-tiny-gpt2-")
-    tiny.hf_gpt2().save_pretrained(d)
-    tiny.tokenizer().save_pretrained(d)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with tiny.saved_hf_gpt2() as d:
+        yield d
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 import traitlets
+from _widget_comm import command
 
 import interp_widget as iw
 from interp_widget.analysis.vision.results import DatasetExamples, FeatureVisResult, LayerGrid, TuningCurves
 from interp_widget.errors import InputMismatchError, SiteIndexError
-from interp_widget.schema import decode, pack, unpack
+from interp_widget.schema import decode, pack
 from interp_widget.schema.vision import TuningState, VisionGridState
 from interp_widget.widgets._display import register
 from interp_widget.widgets.attention import SNAPSHOT_MIME
@@ -60,26 +61,6 @@ def tuning_curves(*, detail: bool = True, text: bool = False) -> TuningCurves:
 def rgb(images: torch.Tensor) -> np.ndarray:
     """The reference uint8 conversion: [n, 3, H, W] in [0, 1] -> [n, H, W, 3]."""
     return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-class Sent:
-    def __init__(self, w: Any) -> None:
-        self.messages: list[tuple[dict[str, Any], list[bytes]]] = []
-        w.send = lambda content, buffers=None: self.messages.append((content, list(buffers or [])))
-
-
-def command(w: Any, name: str, msg: Any) -> dict[str, Any]:
-    """Send an anywidget command as the front end does; return the unpacked reply."""
-    sent = getattr(w, "_test_sent", None) or Sent(w)
-    w._test_sent = sent
-    before = len(sent.messages)
-    w._handle_custom_msg({"kind": "anywidget-command", "id": f"req-{name}", "name": name, "msg": msg}, [])
-    replies = [c for c in sent.messages[before:] if c[0].get("kind") == "anywidget-command-response"]
-    assert len(replies) == 1, f"expected one reply, got {sent.messages[before:]}"
-    content, buffers = replies[0]
-    assert content["id"] == f"req-{name}"
-    json.dumps(content)  # nothing but JSON besides the buffers
-    return unpack(content["response"]["reply"], content["response"]["buffer_paths"], buffers)
 
 
 # --- image grid -----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import json
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,27 @@ BG_RGB = (255, 255, 255)
 HEAT_RGB = (8, 69, 148)
 
 
+#: output mime type that interp-widget's JupyterLab extension renders (see labextension/src/snapshot.ts)
+SNAPSHOT_MIME = "application/vnd.interp-widget.snapshot+json"
+
+
 class FrontEndMissingError(RuntimeError):
     """The built JavaScript bundle is not there (a source checkout that was never built)."""
+
+
+def add_snapshot(bundle: Any, enabled: bool, html: Callable[[], str]) -> Any:
+    """Add a static snapshot to a widget's mime bundle: ``text/html`` = ``html()``, plus the marker that the
+    JupyterLab extension claims (live view if the kernel has this widget, else the snapshot). Nothing is
+    added when ``enabled`` is false or the front end is not built (the live view reports that itself)."""
+    if bundle is None or not enabled:
+        return bundle
+    data, metadata = bundle
+    try:
+        data["text/html"] = html()
+    except FrontEndMissingError:
+        return data, metadata
+    data[SNAPSHOT_MIME] = {"version": 1, "html": "text/html"}
+    return data, metadata
 
 
 def bundle_source(path: Path = BUNDLE) -> str:

@@ -21,7 +21,14 @@ from interp_widget.schema import AttentionState, GetPatternRequest, PatternReply
 from interp_widget.server.registry import track
 from interp_widget.widgets._commands import reply_unknown_commands, safe_command
 from interp_widget.widgets._patterns import AttentionData, collect, from_arrays
-from interp_widget.widgets._static import BUNDLE, FrontEndMissingError, embed_view, fallback_html, static_document
+from interp_widget.widgets._static import (
+    BUNDLE,
+    SNAPSHOT_MIME,  # noqa: F401  (re-exported: widgets and tests import it from here)
+    add_snapshot,
+    embed_view,
+    fallback_html,
+    static_document,
+)
 
 _MISSING_ESM = """
 export default { render({ el }) {
@@ -29,10 +36,6 @@ export default { render({ el }) {
     + "Run `npm install && npm run build` in the source checkout, or install the wheel.";
 } };
 """
-
-
-#: output mime type that interp-widget's JupyterLab extension renders (see labextension/src/snapshot.ts)
-SNAPSHOT_MIME = "application/vnd.interp-widget.snapshot+json"
 
 
 class SelectionIndexError(SiteIndexError, t.TraitError):
@@ -188,17 +191,7 @@ class AttentionWidget(anywidget.AnyWidget):
         return embed_view(doc, fallback=fallback_html(self._data, self.prompt, self.thumb_size))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None or not self.snapshot:
-            return bundle
-        data, metadata = bundle
-        try:
-            data["text/html"] = self.snapshot_html()
-        except FrontEndMissingError:
-            return data, metadata  # the live view reports the missing bundle itself
-        # claimed by the JupyterLab extension: live view if the kernel has this widget, else the snapshot
-        data[SNAPSHOT_MIME] = {"version": 1, "html": "text/html"}
-        return data, metadata
+        return add_snapshot(super()._repr_mimebundle_(**kwargs), self.snapshot, self.snapshot_html)
 
     def __repr__(self) -> str:
         d = self._data

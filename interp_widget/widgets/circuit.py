@@ -41,8 +41,7 @@ from interp_widget.schema.circuit import (
 from interp_widget.schema.patching import HeadPatternsReply, OpenHeadRequest
 from interp_widget.server.registry import track
 from interp_widget.widgets._commands import reply_unknown_commands, safe_command
-from interp_widget.widgets._static import STATIC_DIR, FrontEndMissingError, b64_tree, bundle_source, json_for_script
-from interp_widget.widgets.attention import SNAPSHOT_MIME
+from interp_widget.widgets._static import STATIC_DIR, add_snapshot, b64_tree, bundle_source, json_for_script
 
 if TYPE_CHECKING:
     from interp_widget.widgets._patterns import AttentionData
@@ -316,16 +315,7 @@ class CircuitWidget(anywidget.AnyWidget):
         return snapshot_html(state)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None or not self.snapshot:
-            return bundle
-        data, metadata = bundle
-        try:
-            data["text/html"] = self.snapshot_html()
-        except FrontEndMissingError:
-            return data, metadata
-        data[SNAPSHOT_MIME] = {"version": 1, "html": "text/html"}
-        return data, metadata
+        return add_snapshot(super()._repr_mimebundle_(**kwargs), self.snapshot, self.snapshot_html)
 
     def __repr__(self) -> str:
         g = self.graph

@@ -40,8 +40,7 @@ from interp_widget.schema.features import (
 )
 from interp_widget.server.registry import track
 from interp_widget.widgets._commands import reply_unknown_commands, safe_command
-from interp_widget.widgets._static import STATIC_DIR, FrontEndMissingError, b64_tree, bundle_source, json_for_script
-from interp_widget.widgets.attention import SNAPSHOT_MIME
+from interp_widget.widgets._static import STATIC_DIR, add_snapshot, b64_tree, bundle_source, json_for_script
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,21 +62,16 @@ def missing_esm(name: str) -> str:
 def snapshot_bundle(widget: Any, bundle: Any, path: Path, kind: str, doc: Callable[[], dict[str, Any]]) -> Any:
     """Add a static snapshot (``text/html``: the inlined bundle and the state as base64 JSON) to a widget's
     mime bundle, so a notebook reopened without a kernel still shows the view (``widget`` None: a bare result)."""
-    if bundle is None or (widget is not None and not getattr(widget, "snapshot", True)):
-        return bundle
-    data, metadata = bundle
-    try:
+    def html() -> str:
         src = bundle_source(path)
-    except FrontEndMissingError:
-        return data, metadata
-    data["text/html"] = (
-        f'<div class="iw-static" data-iw-static="{kind}"><div class="iw-fallback">interp-widget {kind} view '
-        '(run the notebook to interact)</div>'
-        f'<script type="application/json" class="iw-static-data">{json_for_script(b64_tree(doc()))}</script>'
-        f'</div><script type="module">{src}</script>'
-    )
-    data[SNAPSHOT_MIME] = {"version": 1, "html": "text/html"}
-    return data, metadata
+        return (
+            f'<div class="iw-static" data-iw-static="{kind}"><div class="iw-fallback">interp-widget {kind} view '
+            '(run the notebook to interact)</div>'
+            f'<script type="application/json" class="iw-static-data">{json_for_script(b64_tree(doc()))}</script>'
+            f'</div><script type="module">{src}</script>'
+        )
+
+    return add_snapshot(bundle, widget is None or getattr(widget, "snapshot", True), html)
 
 
 _command = safe_command(envelope_model=FeaturesEnvelope)

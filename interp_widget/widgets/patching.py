@@ -43,8 +43,7 @@ from interp_widget.schema.patching import (
 from interp_widget.server.registry import track
 from interp_widget.widgets._commands import message_command, reply_unknown_commands
 from interp_widget.widgets._patching_run import Job, RunCancelledError, prepare, serialize_runs, split_prompts
-from interp_widget.widgets._static import FrontEndMissingError
-from interp_widget.widgets.attention import SNAPSHOT_MIME
+from interp_widget.widgets._static import add_snapshot
 from interp_widget.widgets.heatmap import BUNDLE, heatmap_data, snapshot_html
 
 if TYPE_CHECKING:
@@ -304,16 +303,8 @@ class PatchingWidget(anywidget.AnyWidget):
         return PatchingState.model_validate({name: getattr(self, name) for name in PatchingState.model_fields})
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None or not self.snapshot:
-            return bundle
-        data, metadata = bundle
-        try:
-            data["text/html"] = snapshot_html(self.state_model().model_dump())
-        except FrontEndMissingError:
-            return data, metadata
-        data[SNAPSHOT_MIME] = {"version": 1, "html": "text/html"}
-        return data, metadata
+        return add_snapshot(super()._repr_mimebundle_(**kwargs), self.snapshot,
+                            lambda: snapshot_html(self.state_model().model_dump()))
 
     def __repr__(self) -> str:
         res = self.result

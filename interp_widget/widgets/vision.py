@@ -50,13 +50,12 @@ from interp_widget.server.registry import track
 from interp_widget.widgets._commands import message_command, reply_unknown_commands
 from interp_widget.widgets._static import (
     STATIC_DIR,
-    FrontEndMissingError,
+    add_snapshot,
     b64_tree,
     bundle_source,
     json_for_script,
     png_bytes,
 )
-from interp_widget.widgets.attention import SNAPSHOT_MIME
 from interp_widget.widgets.heatmap import _numpy
 
 log = logging.getLogger(__name__)
@@ -136,16 +135,7 @@ class _Snapshot:
         raise NotImplementedError
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
-        if bundle is None or not self.snapshot:
-            return bundle
-        data, metadata = bundle
-        try:
-            data["text/html"] = self.snapshot_html()
-        except FrontEndMissingError:
-            return data, metadata
-        data[SNAPSHOT_MIME] = {"version": 1, "html": "text/html"}
-        return data, metadata
+        return add_snapshot(super()._repr_mimebundle_(**kwargs), self.snapshot, self.snapshot_html)  # type: ignore[misc]
 
 
 # --- image grid ---------------------------------------------------------------------------------------

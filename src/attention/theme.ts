@@ -115,3 +115,18 @@ export function watchTheme(onChange: () => void): () => void {
   }
   return () => cleanups.forEach((f) => f());
 }
+
+/** watchTheme for a canvas view: `redraw` at once and again 250 ms later (JupyterLab swaps the stylesheet
+ * after the attribute). Returns the cleanup. */
+export function watchThemeRedraw(redraw: () => void): () => void {
+  let timer = 0;
+  const unwatch = watchTheme(() => {
+    redraw();
+    clearTimeout(timer);
+    timer = setTimeout(redraw, 250) as unknown as number;
+  });
+  return () => {
+    unwatch();
+    clearTimeout(timer);
+  };
+}

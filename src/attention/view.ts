@@ -9,7 +9,7 @@ import { createScores } from "./scores";
 import { type PatternSource, cachedSource } from "./source";
 import type { Selection, Store } from "./store";
 import { ensureStyle } from "./style";
-import { heatLut, readTheme, watchTheme } from "./theme";
+import { heatLut, readTheme, watchThemeRedraw } from "./theme";
 
 export interface AttentionViewProps {
   data: AttentionData;
@@ -116,12 +116,7 @@ export function renderAttention(el: HTMLElement, props: AttentionViewProps): () 
     scores.draw();
     detail.redraw();
   };
-  let themeTimer = 0;
-  const unwatch = watchTheme(() => {
-    retheme();
-    clearTimeout(themeTimer);
-    themeTimer = setTimeout(retheme, 250) as unknown as number; // JupyterLab swaps the stylesheet after the attribute
-  });
+  const unwatch = watchThemeRedraw(retheme);
   let resizeObserver: ResizeObserver | null = null;
   if (typeof ResizeObserver === "function") {
     let lastWidth = 0;
@@ -138,7 +133,6 @@ export function renderAttention(el: HTMLElement, props: AttentionViewProps): () 
   return () => {
     unsubscribe();
     unwatch();
-    clearTimeout(themeTimer);
     resizeObserver?.disconnect();
     detail.destroy();
     root.remove();

@@ -6,7 +6,7 @@ import type { FaithfulnessReply, FaithfulnessRequest } from "../schema/generated
 import { createTooltip, h } from "../attention/dom";
 import type { PatternSource } from "../attention/source";
 import type { Store } from "../attention/store";
-import { readTheme, watchTheme } from "../attention/theme";
+import { readTheme, watchThemeRedraw } from "../attention/theme";
 import {
   type CircuitGraph, type Pruned, SLIDER_STEPS, TARGETS, edgesAmong, formatScore, nodeEdges, prune,
   sliderToThreshold, thresholdToSlider, withEnds,
@@ -15,6 +15,7 @@ import { type Layout, layoutCircuit } from "./circuit-layout";
 import { type CircuitSvg, createCircuitSvg, palette, serializeSvg, svgToPng } from "./circuit-svg";
 import { ensureCircuitStyle } from "./circuit-style";
 import { type HeadPatterns, createHeadPanel } from "./patching-heads";
+import { errorText } from "./run-controls";
 
 export interface CircuitViewState {
   graph: CircuitGraph;
@@ -50,10 +51,6 @@ export interface CircuitViewProps {
 }
 
 const DETAIL_ROWS = 12;
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 export function downloadBlob(name: string, blob: Blob): void {
   const url = URL.createObjectURL(blob);
@@ -400,16 +397,10 @@ export function renderCircuit(el: HTMLElement, props: CircuitViewProps): () => v
     drawLegend();
     heads.redraw();
   };
-  let themeTimer = 0;
-  const unwatch = watchTheme(() => {
-    retheme();
-    clearTimeout(themeTimer);
-    themeTimer = setTimeout(retheme, 250) as unknown as number;
-  });
+  const unwatch = watchThemeRedraw(retheme);
   return () => {
     unsubscribe();
     unwatch();
-    clearTimeout(themeTimer);
     heads.destroy();
     root.remove();
   };

@@ -1,5 +1,5 @@
 // Embedded views on static pages: read a `[data-iw-static=KIND]` element's JSON (base64 payloads decoded)
-// and mount every such element of a document once. Shared by the feature dashboard and the steering widget.
+// and mount every such element of a document once. Shared by the static views of every widget kind.
 import { decodeBase64Payloads } from "../schema/wire";
 
 export function embedded(container: HTMLElement, kind: string): unknown {
@@ -15,7 +15,7 @@ export function embedded(container: HTMLElement, kind: string): unknown {
 }
 
 /** Mount every not-yet-mounted embedded view of `kind` in `doc`. */
-export function mountAll(doc: Document, kind: string, mount: (el: HTMLElement) => () => void): void {
+export function mountAll(doc: Document, kind: string, mount: (el: HTMLElement) => unknown): void {
   for (const el of Array.from(doc.querySelectorAll<HTMLElement>(`[data-iw-static="${kind}"]:not([data-iw-mounted])`))) {
     try {
       mount(el);

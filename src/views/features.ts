@@ -5,6 +5,7 @@
 import { h } from "../attention/dom";
 import type { Store } from "../attention/store";
 import { type Theme, readTheme, watchTheme } from "../attention/theme";
+import { errorText } from "./run-controls";
 import type { UnitLink } from "../schema/generated";
 import { type Panel, type PromptActs, type UnitKind, drawnBars, maxAct } from "./features-model";
 import { effectsTable, histogramPlot, tokenRun } from "./features-parts";
@@ -28,10 +29,6 @@ export interface FeaturesActions {
 export interface FeaturesViewProps {
   state: Store<FeaturesViewState>;
   actions: FeaturesActions | null;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 export function renderFeatures(el: HTMLElement, props: FeaturesViewProps): () => void {

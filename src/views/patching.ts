@@ -5,11 +5,12 @@ import type { PatchingState, RunStarted, RunStatus } from "../schema/generated";
 import { createTooltip, h } from "../attention/dom";
 import type { PatternSource } from "../attention/source";
 import type { Store } from "../attention/store";
-import { readTheme, watchTheme } from "../attention/theme";
+import { readTheme, watchThemeRedraw } from "../attention/theme";
 import { type CellInfo, createHeatmap } from "./heatmap";
 import type { Heatmap } from "./heatmap-math";
 import { type HeadPatterns, createHeadPanel } from "./patching-heads";
 import { ensurePatchingStyle } from "./patching-style";
+import { errorText, runControls } from "./run-controls";
 
 export const FORM_KEYS = ["clean", "corrupted", "metric", "answer", "wrong", "component", "receiver", "normalize"] as const;
 export type FormKey = (typeof FORM_KEYS)[number];
@@ -54,10 +55,6 @@ export const COMPONENTS: [PatchingForm["component"], string][] = [
   ["heads", "heads (layer × head)"],
   ["path", "path: each head → receiver"],
 ];
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** "3 / 12 patched runs", or "25%" for a run measured in thousandths (path patching's two sweeps). */
 function amount(s: RunStatus, done: number): string {
@@ -154,7 +151,7 @@ export function renderPatching(el: HTMLElement, props: PatchingViewProps): () =>
     if (input.value !== v && input.ownerDocument.activeElement !== input) input.value = v;
   };
   let shown: Heatmap | null | undefined;
-  let lastRun = -1;
+  const run = runControls<RunStarted>({ root, runBtn, cancelBtn, progress, statusText, error }, state, progressText);
   const sync = (s: PatchingViewState) => {
     setValue(clean, s.clean);
     setValue(corrupted, s.corrupted);
@@ -172,19 +169,7 @@ export function renderPatching(el: HTMLElement, props: PatchingViewProps): () =>
     header.style.display = s.modelName ? "" : "none"; // a bare result has no model to name
     summary.textContent = !(s.controls && actions) && s.clean
       ? `clean: ${s.clean.split("\n")[0]} · corrupted: ${s.corrupted.split("\n")[0]}` : "";
-    const st = s.status;
-    const running = st.state === "running";
-    root.dataset.state = st.state;
-    root.dataset.runId = String(st.run_id);
-    runBtn.disabled = running;
-    cancelBtn.disabled = !running;
-    progress.max = Math.max(1, st.total);
-    progress.value = st.state === "done" ? progress.max : st.done;
-    progress.style.visibility = running ? "visible" : "hidden";
-    statusText.textContent = progressText(st);
-    statusText.dataset.state = st.state;
-    if (st.state === "error" && st.run_id !== lastRun) error.textContent = `${st.error_type}: ${st.message}`;
-    if (st.state !== "running") lastRun = st.state === "error" ? st.run_id : lastRun;
+    run.show(s.status);
     if (s.result !== shown) {
       shown = s.result;
       heatmap.set(s.result);
@@ -212,29 +197,11 @@ export function renderPatching(el: HTMLElement, props: PatchingViewProps): () =>
   for (const input of [clean, corrupted, answer, wrong, receiver]) input.addEventListener("input", edited);
   for (const input of [metric, component, normalize]) input.addEventListener("change", edited);
 
-  runBtn.addEventListener("click", () => {
-    if (!actions) return;
-    edited();
-    error.textContent = "";
-    runBtn.disabled = true;
-    statusText.textContent = "sending…";
-    actions.run(formValue()).then(
-      (started) => {
-        root.dataset.runId = String(started.run_id);
-        if (state.get().status.state !== "running") runBtn.disabled = false;
-      },
-      (err: unknown) => {
-        error.textContent = errorText(err);
-        runBtn.disabled = state.get().status.state === "running";
-        statusText.textContent = progressText(state.get().status);
-      },
-    );
-  });
-  cancelBtn.addEventListener("click", () => {
-    if (!actions) return;
-    cancelBtn.disabled = true;
-    statusText.textContent = "cancelling…";
-    actions.cancel(state.get().status.run_id || null).catch((err: unknown) => { error.textContent = errorText(err); });
+  run.wire(actions && {
+    before: edited,
+    start: () => actions.run(formValue()),
+    started: (started) => { root.dataset.runId = String(started.run_id); },
+    cancel: (runId) => actions.cancel(runId),
   });
 
   const retheme = () => {
@@ -242,12 +209,7 @@ export function renderPatching(el: HTMLElement, props: PatchingViewProps): () =>
     heatmap.redraw();
     heads.redraw();
   };
-  let themeTimer = 0;
-  const unwatch = watchTheme(() => {
-    retheme();
-    clearTimeout(themeTimer);
-    themeTimer = setTimeout(retheme, 250) as unknown as number;
-  });
+  const unwatch = watchThemeRedraw(retheme);
   let resizeObserver: ResizeObserver | null = null;
   if (typeof ResizeObserver === "function") {
     let lastWidth = 0;
@@ -262,7 +224,6 @@ export function renderPatching(el: HTMLElement, props: PatchingViewProps): () =>
   return () => {
     unsubscribe();
     unwatch();
-    clearTimeout(themeTimer);
     resizeObserver?.disconnect();
     heads.destroy();
     root.remove();

@@ -7,6 +7,7 @@ import type { GenerateRequest, GenerateStarted, RunStatus, SteeringState } from 
 import { decode } from "../schema/tensor";
 import { showToken } from "./features-model";
 import { ensureFeaturesStyle } from "./features-style";
+import { runControls } from "./run-controls";
 
 export const STEER_FORM_KEYS = ["prompt", "site", "direction", "op", "strength", "positions", "max_new_tokens",
   "n_samples", "greedy", "seed"] as const;
@@ -77,10 +78,6 @@ export function progressText(s: RunStatus): string {
   }
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 function generationColumn(prompt: string[], toks: string[], testid: string, diff: boolean[] | null): HTMLElement {
   const col = h("div", { "data-testid": testid });
   for (const t of prompt) col.append(h("span", { class: "iw-tok", "data-prompt": "1" }, showToken(t)));
@@ -137,7 +134,7 @@ export function renderSteering(el: HTMLElement, props: SteeringViewProps): () =>
     if (input.value !== v && input.ownerDocument.activeElement !== input) input.value = v;
   };
   let shown: GenerationView | null | undefined;
-  let lastError = -1;
+  const run = runControls<GenerateStarted>({ root, runBtn: genBtn, cancelBtn, progress, statusText, error }, state, progressText);
   const sync = (s: SteeringViewState) => {
     title.textContent = `steering · ${s.modelName}`;
     options(site, s.sites.map((x) => ({ id: x, label: x })));
@@ -157,20 +154,7 @@ export function renderSteering(el: HTMLElement, props: SteeringViewProps): () =>
     setValue(seed, String(f.seed));
     greedy.checked = f.greedy;
     controls.style.display = actions ? "" : "none";
-    const st = s.status;
-    const running = st.state === "running";
-    root.dataset.state = st.state;
-    root.dataset.runId = String(st.run_id);
-    genBtn.disabled = running;
-    cancelBtn.disabled = !running;
-    progress.max = Math.max(1, st.total);
-    progress.value = st.state === "done" ? progress.max : st.done;
-    progress.style.visibility = running ? "visible" : "hidden";
-    statusText.textContent = progressText(st);
-    if (st.state === "error" && st.run_id !== lastError) {
-      lastError = st.run_id;
-      error.textContent = `${st.error_type}: ${st.message}`;
-    }
+    run.show(s.status);
     if (s.result !== shown) {
       shown = s.result;
       results.replaceChildren(h("div", { class: "iw-st-sample" }, h("div", { class: "iw-fd-h" }, "base"),
@@ -215,26 +199,10 @@ export function renderSteering(el: HTMLElement, props: SteeringViewProps): () =>
   });
   for (const input of [prompt, maxNew, samples, seed]) input.addEventListener("input", edited);
   for (const input of [site, direction, op, positions, greedy]) input.addEventListener("change", edited);
-  genBtn.addEventListener("click", () => {
-    if (!actions) return;
-    edited();
-    error.textContent = "";
-    genBtn.disabled = true;
-    statusText.textContent = "sending…";
-    actions.generate(formValue()).then(
-      () => { if (state.get().status.state !== "running") genBtn.disabled = false; },
-      (err: unknown) => {
-        error.textContent = errorText(err);
-        genBtn.disabled = state.get().status.state === "running";
-        statusText.textContent = progressText(state.get().status);
-      },
-    );
-  });
-  cancelBtn.addEventListener("click", () => {
-    if (!actions) return;
-    cancelBtn.disabled = true;
-    statusText.textContent = "cancelling…";
-    actions.cancel(state.get().status.run_id || null).catch((err: unknown) => { error.textContent = errorText(err); });
+  run.wire(actions && {
+    before: edited,
+    start: () => actions.generate(formValue()),
+    cancel: (runId) => actions.cancel(runId),
   });
   // theme: the colours are CSS variables that follow JupyterLab's, so nothing is redrawn on a theme change
   return () => {

@@ -1,6 +1,6 @@
 // What both vision views share: their CSS (on top of the attention view's theme-following
 // `.iw-root` variables), painting an RGB image into a canvas, and calling a kernel command.
-import { decodeBase64Payloads } from "../schema/wire";
+import { embedded } from "./features-embed";
 import { ensureStyle } from "../attention/style";
 import { context2d, h } from "../attention/dom";
 import { type ImageStack, rgba } from "./vision-math";
@@ -66,35 +66,17 @@ export function paintImage(canvas: HTMLCanvasElement, stack: ImageStack, i: numb
   ctx.putImageData(img, 0, 0);
 }
 
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+import { errorText } from "./run-controls";
+
+export { errorText };
 
 export { callCommand } from "./command";
 
+export { mountAll } from "./features-embed";
+
 /** The embedded document of a static page's `[data-iw-static]` element (base64 payloads decoded). */
 export function readStatic<T extends { kind: string; version: number }>(container: HTMLElement, kind: string): T {
-  const script = container.querySelector("script.iw-static-data");
-  if (!script?.textContent) throw new Error("no embedded data (script.iw-static-data) in this element");
-  const doc = decodeBase64Payloads(JSON.parse(script.textContent)) as T;
-  if (doc.kind !== kind || doc.version !== 1) {
-    throw new Error(`cannot show embedded data of kind ${JSON.stringify(doc.kind)} version ${doc.version}`);
-  }
-  container.dataset.iwMounted = "1";
-  container.querySelector(".iw-fallback")?.remove();
-  return doc;
-}
-
-/** Mount every not-yet-mounted `[data-iw-static="KIND"]` element of `doc` with `mount`. */
-export function mountAll(doc: Document, kind: string, mount: (el: HTMLElement) => unknown): void {
-  for (const el of Array.from(doc.querySelectorAll<HTMLElement>(`[data-iw-static="${kind}"]:not([data-iw-mounted])`))) {
-    try {
-      mount(el);
-    } catch (err) {
-      el.dataset.iwMounted = "error";
-      el.append(h("div", {}, `interp-widget could not render this view: ${errorText(err)}`));
-    }
-  }
+  return embedded(container, kind) as T;
 }
 
 /** Run `fn` once the document has loaded (a bundle inlined in a static page mounts its views). */

@@ -3,7 +3,7 @@
 // a static page it also mounts every embedded heatmap (`[data-iw-static="heatmap"]`).
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import type {
-  CancelReply, HeadPatternsReply, PatchingState, RunStarted, RunStatus,
+  CancelReply, HeadPatternsReply, PatchingState, RunStarted,
 } from "../schema/generated";
 import { callCommand } from "../views/command";
 import { type Invoke, invokeSource } from "../attention/source";
@@ -11,6 +11,7 @@ import { createStore } from "../attention/store";
 import { decodeHeatmap } from "../views/heatmap-math";
 import { FORM_KEYS, type PatchingForm, type PatchingViewState, renderPatching } from "../views/patching";
 import { decodeHeadPatterns } from "../views/patching-heads";
+import { bindRunModel } from "../views/run-binding";
 import { mountAllHeatmaps } from "../views/patching-static";
 
 export { renderPatching } from "../views/patching";
@@ -43,57 +44,32 @@ export function viewState(model: AnyModel<PatchingState>): PatchingViewState {
 /** Mount the view for `model` into `el`; returns a cleanup. Exported for tests. */
 export function bindPatching(model: AnyModel<PatchingState>, el: HTMLElement, invoke: Invoke): () => void {
   const state = createStore(viewState(model));
-  const newer = (s: RunStatus) => {
-    const cur = state.get().status;
-    return s.run_id > cur.run_id || (s.run_id === cur.run_id && !(cur.state !== "running" && s.state === "running"));
-  };
-  const onResult = () => {
-    const r = model.get("result");
-    state.set({ result: r ? decodeHeatmap(r) : null });
-  };
-  const onStatus = () => {
-    const s = model.get("status");
-    if (newer(s)) state.set({ status: s });
-  };
-  const onForm = () => {
-    const patch: Partial<PatchingForm> = {};
-    for (const k of FORM_KEYS) (patch as Record<string, unknown>)[k] = model.get(k);
-    state.set(patch);
-  };
-  const onCustom = (msg: unknown) => {
-    const m = msg as { kind?: string; status?: RunStatus };
-    if (m && m.kind === "iw-status" && m.status && newer(m.status)) state.set({ status: m.status });
-  };
-  model.on("change:result", onResult);
-  model.on("change:status", onStatus);
-  for (const k of FORM_KEYS) model.on(`change:${k}`, onForm);
-  model.on("msg:custom", onCustom);
-
-  let saveTimer = 0;
+  const binding = bindRunModel<PatchingState, PatchingForm>(model, state, FORM_KEYS,
+    () => {
+      const r = model.get("result");
+      state.set({ result: r ? decodeHeatmap(r) : null });
+    },
+    () => {
+      const patch: Partial<PatchingForm> = {};
+      for (const k of FORM_KEYS) (patch as Record<string, unknown>)[k] = model.get(k);
+      state.set(patch);
+    });
   const cleanup = renderPatching(el, {
     state,
     actions: {
       run: (form) => {
-        clearTimeout(saveTimer);
+        binding.cancelSave();
         return call<RunStarted>(invoke, "start_run", form, 60_000);
       },
       cancel: (runId) => call<CancelReply>(invoke, "cancel_run", { run_id: runId }, 30_000),
       openHead: async (layer, head) =>
         decodeHeadPatterns(await call<HeadPatternsReply>(invoke, "open_head", { layer, head, window_size: 48 }, 60_000)),
       source: invokeSource(invoke),
-      edit: (patch) => {
-        for (const [k, v] of Object.entries(patch)) model.set(k as keyof PatchingForm, v as never);
-        clearTimeout(saveTimer);
-        saveTimer = setTimeout(() => model.save_changes(), 300) as unknown as number;
-      },
+      edit: (patch) => binding.edit(patch),
     },
   });
   return () => {
-    clearTimeout(saveTimer);
-    model.off("change:result", onResult);
-    model.off("change:status", onStatus);
-    for (const k of FORM_KEYS) model.off(`change:${k}`, onForm);
-    model.off("msg:custom", onCustom);
+    binding.dispose();
     cleanup();
   };
 }
