@@ -100,9 +100,12 @@ def test_tuning_peak_matches_known_orientation(model: iw.Model, oriented: list[d
 
 def test_feature_vis_orientation_matches_tuning_peak(model: iw.Model, oriented: list[dict]) -> None:
     peaks = _line_tuning(model, oriented)
-    # conv1 is linear before its ReLU: the spatial mean of a conv1 channel depends only on the image's
-    # mean, so its feature visualisation targets the same channel after the ReLU (relu1)
-    objectives = [r["unit"].replace("conv1:", "relu1:") for r in oriented]
+    # A conv layer is linear before its ReLU, so the spatial mean of one of its channels ignores how its
+    # input is arranged in space: a conv1 channel's mean depends only on the image's mean, a conv2
+    # channel's only on the means of the pool1 channels (up to the borders), not on the orientation its
+    # 3x3 kernel picks out (conv2:22's pre-ReLU mean prefers ~70-degree gratings, its spatial max the
+    # card's 52.5). So every unit's visualisation targets its channel after the ReLU (relu1 / relu2).
+    objectives = [r["unit"].replace("conv1:", "relu1:").replace("conv2:", "relu2:") for r in oriented]
     res = iw.feature_vis(model, objectives, size=48, steps=96, seed=0)
     assert res.images.shape == (len(oriented), 3, 48, 48)
     assert (res.losses[:, -1] > res.losses[:, 0]).all()
@@ -110,12 +113,11 @@ def test_feature_vis_orientation_matches_tuning_peak(model: iw.Model, oriented: 
     diffs = angle_diff(measured, peaks)
     off = {r["unit"]: (round(float(m), 1), float(p)) for r, m, p, d in
            zip(oriented, measured, peaks, diffs, strict=True) if d > TOL_DEG}
-    # Measured on the shipped weights: 33 of 35 units agree within 15 degrees (median ~4); conv2:22's
-    # full-field optimum is ~66 degrees while lines and gratings peak at 50-60, and conv2:25's
-    # visualisation mixes orientations (coherence ~0.5). Every conv1 unit (preference from weights) agrees.
-    assert len(off) <= max(2, len(oriented) // 10), off
+    # Measured on the shipped weights: all 35 units agree within 15 degrees (median ~4, worst ~13). The
+    # worst (conv2:16, 22, 25) prefer orientations that shift with spatial frequency (conv2:25's relu2
+    # mean: 17.5 degrees at 0.12 cycles/px, 47.5 at 0.3), so a full-field optimum sits off the bar peak.
+    assert not off, off
     assert float(diffs.median()) <= 7.5
-    assert not [u for u in off if u.startswith("conv1")], off
 
 
 def test_curvature_units_prefer_curves_through_tuning(model: iw.Model, card: dict) -> None:
