@@ -28,27 +28,9 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from typing import Any
 
-
-def build(n_layers: int, d_vocab: int, n_pos: int, seed: int) -> tuple[Any, Any, Any]:
-    import torch
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    cfg = HookedTransformerConfig(n_layers=n_layers, n_heads=12, d_model=768, d_head=64, d_mlp=3072, n_ctx=1024,
-                                  d_vocab=d_vocab, act_fn="gelu_new", normalization_type="LN", seed=seed,
-                                  model_name=f"random-gpt2-shaped-{n_layers}l")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = HookedTransformer(cfg).eval()
-    g = torch.Generator().manual_seed(seed)
-    clean = torch.randint(1, d_vocab, (1, n_pos), generator=g)
-    clean[0, 0] = 0
-    corrupted = clean.clone()
-    mid = n_pos // 2
-    corrupted[0, mid - 1:mid + 1] = torch.randint(1, d_vocab, (2,), generator=g)
-    return model, clean, corrupted
+from _models import gpt2_shaped  # benchmarks/ is on sys.path when a benchmark runs as a script
 
 
 def spearman(a: Any, b: Any) -> float:
@@ -78,7 +60,7 @@ def main() -> None:
     from interp_widget.models.model import Model
     from interp_widget.tracing.tl import TransformerLensBackend
 
-    ht, clean, corrupted = build(args.layers, args.d_vocab, args.pos, args.seed)
+    ht, clean, corrupted = gpt2_shaped(args.layers, args.d_vocab, args.pos, args.seed)
     model = Model(TransformerLensBackend(ht), raw=ht)
     metric = logit_diff(11, 22)
     circuit(model, clean, corrupted, metric, method="eap")  # warm-up

@@ -32,30 +32,13 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
+from _models import gpt2_shaped  # benchmarks/ is on sys.path when a benchmark runs as a script
+
 os.environ.setdefault("TQDM_DISABLE", "1")  # TransformerLens's utilities draw progress bars
 
-
-def build(n_layers: int, d_vocab: int, n_pos: int, seed: int) -> tuple[Any, Any, Any]:
-    import torch
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    cfg = HookedTransformerConfig(n_layers=n_layers, n_heads=12, d_model=768, d_head=64, d_mlp=3072, n_ctx=1024,
-                                  d_vocab=d_vocab, act_fn="gelu_new", normalization_type="LN", seed=seed,
-                                  model_name=f"random-gpt2-shaped-{n_layers}l")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = HookedTransformer(cfg).eval()
-    g = torch.Generator().manual_seed(seed)
-    clean = torch.randint(1, d_vocab, (1, n_pos), generator=g)
-    clean[0, 0] = 0  # a BOS-like first token
-    corrupted = clean.clone()
-    mid = n_pos // 2
-    corrupted[0, mid - 1:mid + 1] = torch.randint(1, d_vocab, (2,), generator=g)
-    return model, clean, corrupted
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -88,7 +71,7 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
-    ht, clean, corrupted = build(args.layers, args.d_vocab, args.tokens, args.seed)
+    ht, clean, corrupted = gpt2_shaped(args.layers, args.d_vocab, args.tokens, args.seed)
     model = Model(TransformerLensBackend(ht), name=ht.cfg.model_name)
     ans, wrong = 11, 22
     metric = logit_diff(ans, wrong)

@@ -113,7 +113,7 @@ def wire_schema() -> dict[str, Any]:
         (m, "validation" if m in RECEIVED else "serialization") for m in EXPORTED
     ]
     _, top = models_json_schema(modes, ref_template="#/$defs/{model}")
-    defs = {name: _strip_titles(d, keep=True) for name, d in top.get("$defs", {}).items()}
+    defs = {name: strip_titles(d, keep=True) for name, d in top.get("$defs", {}).items()}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "InterpWidgetWire",
@@ -125,15 +125,15 @@ def wire_schema() -> dict[str, Any]:
     }
 
 
-def _strip_titles(node: Any, *, keep: bool = False) -> Any:
+def strip_titles(node: Any, *, keep: bool = False) -> Any:
     """Drop pydantic's per-field titles (they would become one TypeScript alias per field),
     and the siblings of ``$ref`` (they would make a copy of the referenced type)."""
     if isinstance(node, dict):
         if "$ref" in node:
             return {"$ref": node["$ref"]}
-        return {k: _strip_titles(v) for k, v in node.items() if keep or k != "title" or not isinstance(v, str)}
+        return {k: strip_titles(v) for k, v in node.items() if keep or k != "title" or not isinstance(v, str)}
     if isinstance(node, list):
-        return [_strip_titles(v) for v in node]
+        return [strip_titles(v) for v in node]
     return node
 
 

@@ -299,6 +299,8 @@ class PanelRequests(_Msg):
 
 def wire_schema() -> dict[str, Any]:
     """JSON Schema of the panel protocol: what the kernel sends (serialisation mode) and what it accepts."""
+    from interp_widget.schema.jsonschema import strip_titles  # the same clean-up as the widgets' schema
+
     modes: list[tuple[type[BaseModel], JsonSchemaMode]] = [(PanelEnvelope, "serialization"), (PanelRequests, "validation")]
     _, top = models_json_schema(modes, ref_template="#/$defs/{model}")
     return {
@@ -309,16 +311,6 @@ def wire_schema() -> dict[str, Any]:
         "properties": {"PanelEnvelope": {"$ref": "#/$defs/PanelEnvelope"},
                        "PanelRequests": {"$ref": "#/$defs/PanelRequests"}},
         "additionalProperties": False,
-        "$defs": {name: _strip_titles(d, keep=True) for name, d in sorted(top.get("$defs", {}).items())},
+        "$defs": {name: strip_titles(d, keep=True) for name, d in sorted(top.get("$defs", {}).items())},
     }
 
-
-def _strip_titles(node: Any, *, keep: bool = False) -> Any:
-    """Drop per-field titles (each would become a TypeScript alias) and the siblings of ``$ref``."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            return {"$ref": node["$ref"]}
-        return {k: _strip_titles(v) for k, v in node.items() if keep or k != "title" or not isinstance(v, str)}
-    if isinstance(node, list):
-        return [_strip_titles(v) for v in node]
-    return node
