@@ -22,10 +22,10 @@ def warmup_cosine_lr(step: int, *, lr: float, warmup: int, steps: int) -> float:
 
 
 def train_lm(ht: Any, next_batch: Callable[[], torch.Tensor], *, steps: int, lr: float, warmup: int,
-             probe: Callable[[], str] | None = None) -> Any:
+             probe: Callable[[], str] | None = None, after_step: Callable[[int], None] | None = None) -> Any:
     """Train a HookedTransformer on next-token loss: AdamW(betas=(0.9, 0.98), wd=0.01), ``warmup_cosine_lr``,
-    gradient clipping at 1.0; logs every 250 steps (``probe()`` adds its text to the line). Returns ``ht`` in
-    eval mode."""
+    gradient clipping at 1.0; logs every 250 steps (``probe()`` adds its text to the line); ``after_step(step)``
+    runs after every optimiser step. Returns ``ht`` in eval mode."""
     opt = torch.optim.AdamW(ht.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     t0 = time.time()
     for step in range(steps):
@@ -37,6 +37,8 @@ def train_lm(ht: Any, next_batch: Callable[[], torch.Tensor], *, steps: int, lr:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ht.parameters(), 1.0)
         opt.step()
+        if after_step is not None:
+            after_step(step)
         if step % 250 == 0 or step == steps - 1:
             extra = probe() if probe is not None else ""
             print(f"step {step:5d}  loss {loss.item():.4f}  {extra}lr {step_lr:.2e}  {time.time() - t0:6.1f}s",

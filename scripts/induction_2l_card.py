@@ -26,6 +26,7 @@ SCORE_KW = {"seq_len": 40, "n_prompts": 32, "seed": 0}  # = interp_widget.head_s
 MAX_OFFSET = 6
 MIN_EFFECT = 0.02  # a path or ablation "matters" above this fraction of the first-copy/repeat loss gap
 INDUCTION_SCORE = 0.3
+SPREAD = 0.1  # "looks back d tokens" lists every offset d >= 1 with at least this mean attention
 REPRODUCE = "python scripts/train_induction_2l.py"
 
 Hooks = list[tuple[str, Callable[..., Any]]]
@@ -76,6 +77,12 @@ def label(head: Head) -> str:
 
 def parse(lab: str) -> Head:
     return int(lab[1:lab.index("H")]), int(lab[lab.index("H") + 1:])
+
+
+def is_pruned(ht: Any, head: Head) -> bool:
+    """True if every weight and bias of the head is zero (pruned in training): it attends uniformly, writes 0."""
+    attn = ht.blocks[head[0]].attn
+    return all(not w[head[1]].any() for w in (attn.W_Q, attn.W_K, attn.W_V, attn.W_O, attn.b_Q, attn.b_K, attn.b_V))
 
 
 def mean_ablate_hooks(ht: Any, tokens: torch.Tensor, heads: list[Head]) -> Hooks:
@@ -146,9 +153,12 @@ def roles(res: dict[str, Any], n_heads: int) -> dict[str, list[str]]:
     """Each head's role, from the measurements (see the card's "How heads are named")."""
     base, first = res["loss"]["repeated_half"], res["loss"]["first_half"]
     floor = MIN_EFFECT * (first - base)
-    out: dict[str, list[str]] = {"previous_token": [], "token_value": [], "induction": [], "other": [], "unused": []}
+    out: dict[str, list[str]] = {"previous_token": [], "token_value": [], "induction": [], "other": [], "unused": [],
+                                 "pruned": list(res["pruned"])}
     for h in range(n_heads):
         lab = label((0, h))
+        if lab in out["pruned"]:
+            continue
         eff = {t: v - base for t, v in res["composition"][lab].items()}
         single = res["ablation"][lab]["repeated_half"] - base
         if max(eff.values()) > floor:
@@ -157,6 +167,8 @@ def roles(res: dict[str, Any], n_heads: int) -> dict[str, list[str]]:
             out["other" if single > floor else "unused"].append(lab)
     for h in range(n_heads):
         lab = label((1, h))
+        if lab in out["pruned"]:
+            continue
         single = res["ablation"][lab]["repeated_half"] - base
         if res["head_scores"]["scores"]["induction"][1][h] >= INDUCTION_SCORE:
             out["induction"].append(lab)
@@ -180,6 +192,7 @@ def evaluate(ht: Any) -> dict[str, Any]:
                           "scores": {k: [[round(x, 4) for x in row] for row in v.tolist()] for k, v in scores.items()}}
     res["attention_by_offset"] = offsets(ht, tokens)
     all_heads = [(lay, h) for lay in range(n_layers) for h in range(n_heads)]
+    res["pruned"] = [label(h) for h in all_heads if is_pruned(ht, h)]
     res["ablation"] = {label(h): half_losses(ht, tokens, mean_ablate_hooks(ht, tokens, [h])) for h in all_heads}
     res["composition"] = {label((0, h)): path_losses(ht, tokens, [h]) for h in range(n_heads)}
     res["roles"] = roles(res, n_heads)
@@ -233,6 +246,10 @@ def _lookback(prof: list[float]) -> int:
     return max(range(len(prof)), key=lambda d: prof[d])
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _list(labs: list[str]) -> str:
     return ", ".join(labs) if labs else "none"
 
@@ -255,9 +272,12 @@ def mechanism_lines(res: dict[str, Any]) -> list[str]:
     base = loss["repeated_half"]
     out = []
     for lab in roles_["previous_token"]:
+        back = [d for d in range(1, len(offs[lab])) if offs[lab][d] >= SPREAD]
         d = _lookback(offs[lab])
+        looks = (f"looks back {d} token{'s' if d > 1 else ''}" if len(back) <= 1 else
+                 f"looks back {_and([str(x) for x in back])} tokens, most at {d}")
         c = comp[lab]
-        out.append(f"- **{lab}, previous-token head, looks back {d} token{'s' if d > 1 else ''}** (previous-token score"
+        out.append(f"- **{lab}, previous-token head, {looks}** (previous-token score"
                    f" {_score(res, 'previous_token', lab):.3f}; attention by offset {_offsets_text(offs[lab])})."
                    f" Removed from layer 1's keys only, the repeat loss goes from {base:.3f} to {c['k']:.3f};"
                    f" from its queries only, to {c['q']:.3f}; from its values only, to {c['v']:.3f}.")
@@ -277,12 +297,17 @@ def mechanism_lines(res: dict[str, Any]) -> list[str]:
     for lab in roles_["other"]:
         out.append(f"- **{lab}**: matters (mean-ablated alone: repeat loss {res['ablation'][lab]['repeated_half']:.3f})"
                    " but not through layer 1's keys, queries or values, and it is no induction head.")
+    if roles_["pruned"]:
+        out.append(f"- **Pruned in training: {_list(roles_['pruned'])}**: every weight and bias of these heads is zero,"
+                   " so they attend uniformly and write nothing (see Training).")
     if roles_["unused"]:
         many = len(roles_["unused"]) > 1
         out.append(f"- **Unused: {_list(roles_['unused'])}**: mean-ablating {'them all' if many else 'it'} leaves the"
                    f" repeat loss at {ga['unused']['repeated_half']:.3f}.")
     prev = roles_["previous_token"]
     two_token = [lab for lab in prev if _lookback(offs[lab]) >= 2]
+    queries = [lab for lab in prev if comp[lab]["q"] - base > 0.25 * (loss["first_half"] - base)]
+    spread = [lab for lab in prev if sum(v >= SPREAD for v in offs[lab][1:]) > 1]
     out += [
         "",
         f"Mean-ablating the previous-token and induction heads together ({_list(ga['previous_token+induction']['heads'])})"
@@ -298,7 +323,19 @@ def mechanism_lines(res: dict[str, Any]) -> list[str]:
            if roles_["token_value"] else "."),
         "",
     ]
-    if two_token and loss["repeated_half"] < loss["one_token_floor"]:
+    if not two_token and queries and spread and loss["repeated_half"] < loss["one_token_floor"]:
+        out += [
+            f"**Not the textbook circuit.** The repeat loss ({loss['repeated_half']:.3f}) is below the one-token"
+            f" matching floor ({loss['one_token_floor']:.3f}): the model finds the earlier copy by matching more than the"
+            f" current token. {_list(spread)} spreads its attention over the last few tokens (see the offsets above), so"
+            " layer 1's key at position k carries a blend of the tokens just before k, and its queries need the same"
+            " head too (" + "; ".join(f"{lab} removed from the queries only: {comp[lab]['q']:.3f}" for lab in queries)
+            + "), so the query carries the current token *and* a blend of the ones before it. The induction head matches that"
+            " context against each key and copies the token at the key from the embeddings (its values need no"
+            " layer-0 head). This is K-composition plus Q-composition. The two-token matching floor is"
+            f" {loss['two_token_floor']:.3f}.",
+        ]
+    elif two_token and loss["repeated_half"] < loss["one_token_floor"]:
         out += [
             f"**Not the textbook circuit.** The repeat loss ({loss['repeated_half']:.3f}) is below the one-token"
             f" matching floor ({loss['one_token_floor']:.3f}): the model finds the earlier copy by matching more than the"
@@ -314,6 +351,25 @@ def mechanism_lines(res: dict[str, Any]) -> list[str]:
             "the induction heads match the current token (query) against it (key) and copy the token found (value).",
         ]
     return out
+
+
+def _pruning_lines(t: dict[str, Any]) -> list[str]:
+    """The training bullet on head pruning (Michel et al. 2019), from what the training run recorded."""
+    p, rule = t.get("pruning"), t.get("prune_rule")
+    if not p or not rule:
+        return []
+    imp = ", ".join(f"{k} {v:+.2f}" for k, v in p["importance"].items())
+    return [
+        f"- Head pruning: once the repeat loss on a separate batch of `[BOS] + R + R` prompts (seed 1) fell below"
+        f" {rule['below_repeat_loss']} (checked every {rule['every']} steps; it was {p['probe_repeat_loss']:.3f} at"
+        f" step {p['step']}), each layer kept its {rule['keep_per_layer']} most important head"
+        f"{'s' if rule['keep_per_layer'] > 1 else ''} ({_list(p['kept'])}) and the others ({_list(p['pruned'])})"
+        " were zeroed and held at zero for the rest of training, so the kept heads take over the whole job."
+        f" Importance = rise of that batch's repeat loss when the head is mean-ablated, at the pruning step: {imp}."
+        " Trained without pruning (the model shipped up to commit 58ee43a), the same recipe spreads induction over three interchangeable layer-1 heads fed"
+        " by two previous-token heads and two token heads, and no small set of edges carries the behaviour; the"
+        " pruned model has one known circuit, which is what a default model for checking circuit discovery needs.",
+    ]
 
 
 def card_markdown(res: dict[str, Any], training: dict[str, Any]) -> str:
@@ -340,6 +396,7 @@ def card_markdown(res: dict[str, Any], training: dict[str, Any]) -> str:
         + (f"; {t['train_seconds'] / 60:.0f} min of training on a 2-core machine shared with other jobs."
            if "train_seconds" in t
            else "."),
+        *_pruning_lines(t),
         f"- Reproduce: `{REPRODUCE}` writes `interp_widget/zoo/induction_2l/`; `{REPRODUCE} --eval-only`"
         " recomputes this card from the weights.",
         "",
@@ -411,10 +468,9 @@ def card_markdown(res: dict[str, Any], training: dict[str, Any]) -> str:
 
 def write_card(out: Path, res: dict[str, Any], training: dict[str, Any]) -> None:
     card_json = out / "card.json"
-    if "train_seconds" not in training and card_json.is_file():  # --eval-only keeps the recorded training time
+    if "train_seconds" not in training and card_json.is_file():  # --eval-only keeps what training recorded
         old = json.loads(card_json.read_text()).get("training", {})
-        if "train_seconds" in old:
-            training = {**training, "train_seconds": old["train_seconds"]}
+        training = {**training, **{k: old[k] for k in ("train_seconds", "pruning") if k in old}}
     data = {"model": "induction-2l", "reproduce": REPRODUCE, "training": training, **res}
     card_json.write_text(json.dumps(data, indent=1) + "\n")
     (out / "MODEL_CARD.md").write_text(card_markdown(res, training))

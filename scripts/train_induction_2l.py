@@ -27,8 +27,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _train_common import train_lm, transformer_main  # noqa: E402
-from induction_2l_card import eval_tokens, evaluate, half_losses, write_card  # noqa: E402
+from induction_2l_card import EVAL_BLOCK, eval_tokens, evaluate, half_losses, label, mean_ablate_hooks, write_card  # noqa: E402
 
+from interp_widget.analysis.heads import repeated_random_tokens  # noqa: E402
 from interp_widget.zoo.tokenizer import BOS_ID, CHAR_IDS, VOCAB, build_tokenizer  # noqa: E402
 
 OUT_DIR = ROOT / "interp_widget" / "zoo" / "induction_2l"
@@ -39,6 +40,15 @@ SEQ = 128  # tokens per training sequence, BOS included (= n_ctx)
 LR = 3e-3
 WARMUP = 100
 MIN_BLOCK, MAX_BLOCK = 8, 63
+# Head pruning (Michel et al. 2019, "Are Sixteen Heads Really Better than One?"): trained freely, the model
+# spreads induction over three interchangeable layer-1 heads and two previous-token heads, so no small set
+# of edges carries the behaviour. Once the repeat loss on the probe batch is below PRUNE_BELOW (checked every
+# PRUNE_EVERY steps, at step PRUNE_LAST at the latest), every layer keeps the KEEP heads whose mean-ablation
+# raises the probe's repeat loss most; the others are zeroed (W_Q, W_K, W_V, W_O and their biases) and held at
+# zero for the rest of training, which goes on so the kept heads take over the whole job.
+PRUNE_BELOW, PRUNE_EVERY, PRUNE_LAST, KEEP = 1.0, 50, 1500, 1
+PRUNE_SEED = 1  # the pruning batch: [BOS] + R + R like the card's eval prompts, other random characters
+TRAINING: dict[str, object] = {}  # filled in while training: what was pruned, when, and why
 
 
 def make_config() -> object:
@@ -77,21 +87,59 @@ def train() -> object:
     ht = HookedTransformer(make_config(), tokenizer=build_tokenizer())
     g = torch.Generator().manual_seed(SEED)
     probe_tokens = eval_tokens()[:32]
+    prune_tokens = repeated_random_tokens(32, EVAL_BLOCK, CHAR_IDS, bos=BOS_ID, seed=PRUNE_SEED)  # not the card's
 
     def probe() -> str:
         with torch.no_grad():
             p = half_losses(ht, probe_tokens)
         return f"first copy {p['first_half']:.3f}  repeat {p['repeated_half']:.3f}  "
 
-    return train_lm(ht, lambda: training_batch(g), steps=STEPS, lr=LR, warmup=WARMUP, probe=probe)
+    pruned: list[tuple[int, int]] = []
+
+    def zero_pruned() -> None:
+        with torch.no_grad():
+            for layer, h in pruned:
+                attn = ht.blocks[layer].attn
+                for w in (attn.W_Q, attn.W_K, attn.W_V, attn.W_O, attn.b_Q, attn.b_K, attn.b_V):
+                    w[h] = 0
+
+    def after_step(step: int) -> None:
+        if pruned:
+            zero_pruned()
+            return
+        if step < PRUNE_EVERY or (step % PRUNE_EVERY and step != PRUNE_LAST):
+            return
+        with torch.no_grad():
+            base = half_losses(ht, prune_tokens)["repeated_half"]
+            if base >= PRUNE_BELOW and step < PRUNE_LAST:
+                return
+            importance = {(layer, h): half_losses(ht, prune_tokens, mean_ablate_hooks(ht, prune_tokens, [(layer, h)]))
+                          ["repeated_half"] - base
+                          for layer in range(ht.cfg.n_layers) for h in range(ht.cfg.n_heads)}
+        for layer in range(ht.cfg.n_layers):
+            ranked = sorted(range(ht.cfg.n_heads), key=lambda h: -importance[(layer, h)])
+            pruned.extend((layer, h) for h in ranked[KEEP:])
+        zero_pruned()
+        TRAINING["pruning"] = {
+            "step": step, "probe_repeat_loss": round(base, 4), "keep_per_layer": KEEP,
+            "importance": {label(k): round(v, 4) for k, v in importance.items()},
+            "kept": [label(k) for k in importance if k not in pruned], "pruned": [label(k) for k in pruned]}
+        print(f"step {step}: pruned {TRAINING['pruning']['pruned']}, kept {TRAINING['pruning']['kept']}"
+              f" (probe repeat loss {base:.3f})", flush=True)
+
+    return train_lm(ht, lambda: training_batch(g), steps=STEPS, lr=LR, warmup=WARMUP, probe=probe,
+                    after_step=after_step)
 
 
 # --------------------------------------------------------------------------- measurements for the card
 
 def main() -> None:
-    training = {"seed": SEED, "steps": STEPS, "batch": BATCH, "seq_len": SEQ, "lr": LR, "warmup": WARMUP,
-                "min_block": MIN_BLOCK, "max_block": MAX_BLOCK, "optimizer": "AdamW(betas=(0.9, 0.98), wd=0.01)",
-                "schedule": "linear warm-up, cosine decay to 10%", "grad_clip": 1.0, "threads": 1}
+    training = TRAINING
+    training |= {"seed": SEED, "steps": STEPS, "batch": BATCH, "seq_len": SEQ, "lr": LR, "warmup": WARMUP,
+                 "min_block": MIN_BLOCK, "max_block": MAX_BLOCK, "optimizer": "AdamW(betas=(0.9, 0.98), wd=0.01)",
+                 "schedule": "linear warm-up, cosine decay to 10%", "grad_clip": 1.0, "threads": 1,
+                 "prune_rule": {"below_repeat_loss": PRUNE_BELOW, "every": PRUNE_EVERY, "last": PRUNE_LAST,
+                                "keep_per_layer": KEEP}}
     transformer_main(__doc__, out_dir=OUT_DIR, name="induction-2l", train=train, evaluate=evaluate,
                      write_card=write_card, training=training)
 

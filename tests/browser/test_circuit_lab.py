@@ -224,11 +224,11 @@ def test_circuit_graph_in_jupyterlab(lab: Any, tmp_path: Any) -> None:
     assert int(out.get_attribute("data-n-edges")) == want[1]
     assert float(out.get_attribute("data-fraction")) == pytest.approx(want[0], abs=1e-4)
     assert "faithfulness" in out.inner_text()
-    small.locator("[data-testid='iw-circuit-node'][data-name='L1H2']").click()
+    small.locator("[data-testid='iw-circuit-node'][data-name='L1H3']").click()  # the induction head
     small.locator("[data-testid='iw-node-attention']").click()
     panel = small.locator("[data-testid='iw-head-panel']")
     panel.locator("[data-testid='iw-head-side']").first.wait_for(timeout=60_000)
-    assert panel.get_attribute("data-layer") == "1" and panel.get_attribute("data-head") == "2"
+    assert panel.get_attribute("data-layer") == "1" and panel.get_attribute("data-head") == "3"
     assert panel.locator("[data-testid='iw-detail-canvas']").first.get_attribute("data-exact") == "1"
     assert lab.run_code("print(6 * 7)") == "42\n"
     assert not [line for line in page.console_lines if "pageerror" in line], page.console_lines
