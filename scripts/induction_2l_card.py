@@ -79,10 +79,15 @@ def parse(lab: str) -> Head:
     return int(lab[1:lab.index("H")]), int(lab[lab.index("H") + 1:])
 
 
+def head_params(ht: Any, layer: int) -> tuple[torch.Tensor, ...]:
+    """Layer ``layer``'s per-head parameters (W_Q, W_K, W_V, W_O, b_Q, b_K, b_V), indexed by head first."""
+    attn = ht.blocks[layer].attn
+    return attn.W_Q, attn.W_K, attn.W_V, attn.W_O, attn.b_Q, attn.b_K, attn.b_V
+
+
 def is_pruned(ht: Any, head: Head) -> bool:
     """True if every weight and bias of the head is zero (pruned in training): it attends uniformly, writes 0."""
-    attn = ht.blocks[head[0]].attn
-    return all(not w[head[1]].any() for w in (attn.W_Q, attn.W_K, attn.W_V, attn.W_O, attn.b_Q, attn.b_K, attn.b_V))
+    return all(not w[head[1]].any() for w in head_params(ht, head[0]))
 
 
 def mean_ablate_hooks(ht: Any, tokens: torch.Tensor, heads: list[Head]) -> Hooks:
@@ -323,11 +328,12 @@ def mechanism_lines(res: dict[str, Any]) -> list[str]:
            if roles_["token_value"] else "."),
         "",
     ]
+    not_textbook = (f"**Not the textbook circuit.** The repeat loss ({loss['repeated_half']:.3f}) is below the one-token"
+                    f" matching floor ({loss['one_token_floor']:.3f}): the model finds the earlier copy by matching more"
+                    " than the current token.")
     if not two_token and queries and spread and loss["repeated_half"] < loss["one_token_floor"]:
         out += [
-            f"**Not the textbook circuit.** The repeat loss ({loss['repeated_half']:.3f}) is below the one-token"
-            f" matching floor ({loss['one_token_floor']:.3f}): the model finds the earlier copy by matching more than the"
-            f" current token. {_list(spread)} spreads its attention over the last few tokens (see the offsets above), so"
+            f"{not_textbook} {_list(spread)} spreads its attention over the last few tokens (see the offsets above), so"
             " layer 1's key at position k carries a blend of the tokens just before k, and its queries need the same"
             " head too (" + "; ".join(f"{lab} removed from the queries only: {comp[lab]['q']:.3f}" for lab in queries)
             + "), so the query carries the current token *and* a blend of the ones before it. The induction head matches that"
@@ -337,9 +343,7 @@ def mechanism_lines(res: dict[str, Any]) -> list[str]:
         ]
     elif two_token and loss["repeated_half"] < loss["one_token_floor"]:
         out += [
-            f"**Not the textbook circuit.** The repeat loss ({loss['repeated_half']:.3f}) is below the one-token"
-            f" matching floor ({loss['one_token_floor']:.3f}): the model finds the earlier copy by matching more than the"
-            f" current token. Layer 1's keys at position k carry the tokens 1 and 2 back (from {_list(prev)}), and"
+            f"{not_textbook} Layer 1's keys at position k carry the tokens 1 and 2 back (from {_list(prev)}), and"
             " its queries carry the current token and the previous one (the previous-token head feeds the queries too:"
             " see the query column above), so the induction heads match the last *two* tokens against the two tokens"
             " before each key and copy the token at the key. This is still K-composition (the keys need the layer-0"
@@ -366,8 +370,8 @@ def _pruning_lines(t: dict[str, Any]) -> list[str]:
         f"{'s' if rule['keep_per_layer'] > 1 else ''} ({_list(p['kept'])}) and the others ({_list(p['pruned'])})"
         " were zeroed and held at zero for the rest of training, so the kept heads take over the whole job."
         f" Importance = rise of that batch's repeat loss when the head is mean-ablated, at the pruning step: {imp}."
-        " Trained without pruning (the model shipped up to commit 58ee43a), the same recipe spreads induction over three interchangeable layer-1 heads fed"
-        " by two previous-token heads and two token heads, and no small set of edges carries the behaviour; the"
+        " Trained without pruning (the model shipped up to commit 58ee43a), the same recipe spreads induction over"
+        " three interchangeable layer-1 heads fed by two previous-token heads and two token heads, and no small set of edges carries the behaviour; the"
         " pruned model has one known circuit, which is what a default model for checking circuit discovery needs.",
     ]
 

@@ -27,7 +27,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _train_common import train_lm, transformer_main  # noqa: E402
-from induction_2l_card import EVAL_BLOCK, eval_tokens, evaluate, half_losses, label, mean_ablate_hooks, write_card  # noqa: E402
+from induction_2l_card import (  # noqa: E402
+    EVAL_BLOCK,
+    eval_tokens,
+    evaluate,
+    half_losses,
+    head_params,
+    label,
+    mean_ablate_hooks,
+    write_card,
+)
 
 from interp_widget.analysis.heads import repeated_random_tokens  # noqa: E402
 from interp_widget.zoo.tokenizer import BOS_ID, CHAR_IDS, VOCAB, build_tokenizer  # noqa: E402
@@ -99,8 +108,7 @@ def train() -> object:
     def zero_pruned() -> None:
         with torch.no_grad():
             for layer, h in pruned:
-                attn = ht.blocks[layer].attn
-                for w in (attn.W_Q, attn.W_K, attn.W_V, attn.W_O, attn.b_Q, attn.b_K, attn.b_V):
+                for w in head_params(ht, layer):
                     w[h] = 0
 
     def after_step(step: int) -> None:
