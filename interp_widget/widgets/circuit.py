@@ -10,7 +10,8 @@ prune in the browser (nothing goes to the kernel); at most ``max_drawn`` edges a
 Clicking a node lists its edges; a head's detail asks the kernel for its attention pattern on the
 clean prompt (``open_head``). Shift-click selects nodes; "faithfulness of selection" asks the kernel
 (``faithfulness``) to run the model with every edge ablated except the kept edges among the selected
-nodes (the input and the logits always count as selected). SVG and PNG export happen in the browser.
+nodes (the input and the logits always count as selected). Zoom (buttons, ctrl/cmd + wheel), drag-to-pan and
+SVG / PNG export (at the graph's own size) happen in the browser.
 
 The graph travels as four binary arrays (~9 bytes per edge: a GPT-2-small graph's 32k edges are
 ~290 kB). Importing this module imports no torch.

@@ -15,6 +15,8 @@ export const CIRCUIT_CSS = `
 .iw-circuit-body { display: flex; gap: 12px; align-items: flex-start; }
 .iw-circuit-scroll { overflow: auto; max-height: 720px; max-width: 100%; flex: 1 1 auto; border: 1px solid var(--iw-border); }
 .iw-circuit-scroll svg { display: block; user-select: none; -webkit-user-select: none; }
+.iw-circuit-scroll.iw-panning { cursor: grabbing; }
+.iw-zoom-controls { display: inline-flex; gap: 4px; align-items: center; margin-left: 8px; }
 .iw-circuit-scroll [data-node]:hover rect { stroke-width: 2; }
 .iw-node-detail { flex: 0 0 260px; font-size: 12px; max-height: 720px; overflow: auto; }
 .iw-edge-list table { border-collapse: collapse; width: 100%; font-size: 12px; }

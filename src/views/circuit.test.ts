@@ -15,11 +15,20 @@ import {
 import { layoutCircuit, rankOf } from "./circuit-layout";
 import { mountAllCircuits } from "./circuit-static";
 import { palette } from "./circuit-svg";
-import { countText } from "./circuit";
+import { ZOOM_MAX, ZOOM_MIN, clampZoom, countText, fitZoom } from "./circuit";
 
 function typed(dtype: "uint16" | "uint8", values: number[]): TensorPayload {
   const arr = dtype === "uint16" ? Uint16Array.from(values) : Uint8Array.from(values);
   return { dtype, shape: [values.length], data: new DataView(arr.buffer) };
+}
+
+/** A Blob's text (jsdom's Blob has no .text()). */
+function blobText(blob: Blob): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.readAsText(blob);
+  });
 }
 
 /** Seeded uniform numbers in [0, 1). */
@@ -364,11 +373,7 @@ describe("circuit view (anywidget entry)", () => {
     expect(files.length).toBe(1);
     expect(files[0][0]).toBe("circuit.svg");
     expect(files[0][1].type).toBe("image/svg+xml");
-    const text = await new Promise<string>((resolve) => {
-      const reader = new FileReader();
-      reader.onload = () => resolve(String(reader.result));
-      reader.readAsText(files[0][1]);
-    });
+    const text = await blobText(files[0][1]);
     expect(text.startsWith("<?xml")).toBe(true);
     const svg = new DOMParser().parseFromString(text, "image/svg+xml");
     expect(svg.documentElement.tagName, text.slice(0, 300)).toBe("svg");
@@ -377,6 +382,52 @@ describe("circuit view (anywidget entry)", () => {
     expect(text).toContain(">L11H11<");
     // static: no kernel buttons
     expect(q<HTMLButtonElement>(el, "[data-testid='iw-faithfulness']").disabled).toBe(true);
+  });
+
+  it("zooms without a kernel, and exports at the graph's own size", async () => {
+    const model = new FakeModel<CircuitState>(state({ top_k: 9 }));
+    const el = document.createElement("div");
+    document.body.append(el);
+    const files: [string, Blob][] = [];
+    const memory: { zoom?: number } = {};
+    const { renderCircuit } = await import("./circuit");
+    const { createStore } = await import("../attention/store");
+    cleanup = renderCircuit(el, {
+      state: createStore({ graph: decodeCircuit(model.get("graph")), threshold: 0, topK: 9, maxDrawn: 2000, hasContext: false }),
+      memory,
+      actions: null,
+      download: (name, blob) => files.push([name, blob]),
+    });
+    const svg = q<SVGSVGElement>(el, "[data-testid='iw-circuit-svg']");
+    const w0 = Number(svg.getAttribute("width"));
+    const h0 = Number(svg.getAttribute("height"));
+    expect(q(el, "[data-testid='iw-zoom']").textContent).toBe("100%");
+    q<HTMLButtonElement>(el, "[data-testid='iw-zoom-in']").click();
+    q<HTMLButtonElement>(el, "[data-testid='iw-zoom-in']").click();
+    expect(Number(svg.getAttribute("width"))).toBe(Math.round(w0 * 1.5625));
+    expect(Number(svg.getAttribute("height"))).toBe(Math.round(h0 * 1.5625));
+    expect(svg.getAttribute("viewBox")).toBe(`0 0 ${w0} ${h0}`);
+    expect(memory.zoom).toBeCloseTo(1.5625, 6);
+    for (let i = 0; i < 40; i++) q<HTMLButtonElement>(el, "[data-testid='iw-zoom-out']").click();
+    expect(Number(q(el, "[data-testid='iw-circuit']").dataset.zoom)).toBe(ZOOM_MIN);
+    expect(q<HTMLButtonElement>(el, "[data-testid='iw-zoom-out']").disabled).toBe(true);
+    q<HTMLButtonElement>(el, "[data-testid='iw-export-svg']").click();
+    const text = await blobText(files[0][1]);
+    const exported = new DOMParser().parseFromString(text, "image/svg+xml").documentElement;
+    expect([exported.getAttribute("width"), exported.getAttribute("height")]).toEqual([String(w0), String(h0)]);
+    expect(Number(svg.getAttribute("width"))).toBe(Math.round(w0 * ZOOM_MIN)); // the view keeps its zoom
+    expect(drawnPaths(el).length).toBe(9); // zoom leaves the pruning alone
+  });
+});
+
+describe("zoom", () => {
+  it("clamps, and fits only by shrinking", () => {
+    expect(clampZoom(100)).toBe(ZOOM_MAX);
+    expect(clampZoom(0)).toBe(ZOOM_MIN);
+    expect(clampZoom(Number.NaN)).toBe(1);
+    expect(fitZoom(2400, 780)).toBeCloseTo(0.325, 6);
+    expect(fitZoom(500, 780)).toBe(1);
+    expect(fitZoom(0, 780)).toBe(1);
   });
 });
 

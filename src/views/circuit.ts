@@ -1,7 +1,8 @@
 // The circuit graph view: a layered SVG graph (dagre layout) with front-end pruning (threshold slider,
 // top-k), hover tooltips, a node detail pane (its edges; a head's attention pattern from the kernel),
 // multi-select (shift-click, or the detail pane's button) and the faithfulness of the selection (a kernel
-// command), and SVG / PNG export. A pure function of (el, props) returning a cleanup.
+// command), zoom (buttons, ctrl/cmd + wheel) and drag-to-pan, and SVG / PNG export (at the graph's own size,
+// whatever the zoom). A pure function of (el, props) returning a cleanup.
 import type { FaithfulnessReply, FaithfulnessRequest } from "../schema/generated";
 import { createTooltip, h } from "../attention/dom";
 import type { PatternSource } from "../attention/source";
@@ -38,6 +39,7 @@ export interface ViewMemory {
   threshold?: number;
   topK?: number;
   selected?: number[];
+  zoom?: number;
 }
 
 export interface CircuitViewProps {
@@ -51,6 +53,19 @@ export interface CircuitViewProps {
 }
 
 const DETAIL_ROWS = 12;
+export const ZOOM_MIN = 0.1;
+export const ZOOM_MAX = 4;
+const ZOOM_STEP = 1.25;
+
+/** The zoom that fits a graph `graphWidth` wide into `available` px (never above 1: fit only shrinks). */
+export function fitZoom(graphWidth: number, available: number): number {
+  if (!(graphWidth > 0) || !(available > 0)) return 1;
+  return clampZoom(Math.min(1, available / graphWidth));
+}
+
+export function clampZoom(z: number): number {
+  return Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, Number.isFinite(z) ? z : 1));
+}
 
 export function downloadBlob(name: string, blob: Blob): void {
   const url = URL.createObjectURL(blob);
@@ -98,6 +113,10 @@ export function renderCircuit(el: HTMLElement, props: CircuitViewProps): () => v
   const FAITH_TITLE = "run the model with every edge ablated except the kept edges among the selected nodes "
     + "(the input and the logits always count as selected)";
   const faithBtn = btn("faithfulness of selection", "iw-faithfulness", FAITH_TITLE);
+  const zoomOut = btn("−", "iw-zoom-out", "zoom out (or ctrl/cmd + wheel over the graph)");
+  const zoomIn = btn("+", "iw-zoom-in", "zoom in (or ctrl/cmd + wheel over the graph)");
+  const zoomFit = btn("fit", "iw-zoom-fit", "fit the graph's width");
+  const zoomText = h("span", { class: "iw-mono iw-small", "data-testid": "iw-zoom" });
   const svgBtn = btn("export SVG", "iw-export-svg");
   const pngBtn = btn("export PNG", "iw-export-png");
   const selInfo = h("span", { class: "iw-muted", "data-testid": "iw-selection" });
@@ -109,7 +128,8 @@ export function renderCircuit(el: HTMLElement, props: CircuitViewProps): () => v
   const header = h("div", { class: "iw-panel" }, title, sub,
     h("div", { class: "iw-controls" },
       h("label", { class: "iw-muted" }, "|score| ≥ ", slider), thresholdText,
-      h("label", { class: "iw-muted" }, "top-k ", topK), counts),
+      h("label", { class: "iw-muted" }, "top-k ", topK), counts,
+      h("span", { class: "iw-zoom-controls" }, zoomOut, zoomText, zoomIn, zoomFit)),
     h("div", { class: "iw-controls" }, selectVisible, clearSel, faithBtn, selInfo, svgBtn, pngBtn, legend),
     faithOut, error);
 
@@ -131,6 +151,7 @@ export function renderCircuit(el: HTMLElement, props: CircuitViewProps): () => v
   let cap = 1;
   const selected = new Set<number>();
   let focused: number | null = null;
+  let zoom = clampZoom(memory.zoom ?? 1);
 
   const legendSwatch = (color: string, text: string) => {
     const sw = h("span", { class: "iw-swatch" });
@@ -166,6 +187,59 @@ export function renderCircuit(el: HTMLElement, props: CircuitViewProps): () => v
     root.dataset.drawn = String(pr.drawn);
     if (focused !== null) showDetail(focused);
   };
+
+  // --- zoom and pan (the SVG's size changes, its viewBox does not; the scroller scrolls) -------------------------
+  const setZoom = (z: number, anchor?: { x: number; y: number }) => {
+    if (!view || !layout) return;
+    const old = zoom;
+    zoom = clampZoom(z);
+    memory.zoom = zoom;
+    // keep the graph point under the anchor (a client position inside the scroller) where it is
+    const box = scroller.getBoundingClientRect();
+    const ax = anchor ? anchor.x - box.left : scroller.clientWidth / 2;
+    const ay = anchor ? anchor.y - box.top : scroller.clientHeight / 2;
+    const gx = (scroller.scrollLeft + ax) / old;
+    const gy = (scroller.scrollTop + ay) / old;
+    view.svg.setAttribute("width", String(Math.round(layout.width * zoom)));
+    view.svg.setAttribute("height", String(Math.round(layout.height * zoom)));
+    scroller.scrollLeft = gx * zoom - ax;
+    scroller.scrollTop = gy * zoom - ay;
+    root.dataset.zoom = zoom.toFixed(3);
+    zoomText.textContent = `${Math.round(zoom * 100)}%`;
+    zoomOut.disabled = zoom <= ZOOM_MIN;
+    zoomIn.disabled = zoom >= ZOOM_MAX;
+  };
+  zoomIn.addEventListener("click", () => setZoom(zoom * ZOOM_STEP));
+  zoomOut.addEventListener("click", () => setZoom(zoom / ZOOM_STEP));
+  zoomFit.addEventListener("click", () => {
+    if (layout) setZoom(fitZoom(layout.width, scroller.clientWidth || width()));
+  });
+  scroller.addEventListener("wheel", (ev) => {
+    if (!ev.ctrlKey && !ev.metaKey) return; // a plain wheel scrolls
+    ev.preventDefault();
+    setZoom(zoom * Math.exp(-ev.deltaY / 300), { x: ev.clientX, y: ev.clientY });
+  }, { passive: false });
+  let drag: { x: number; y: number; left: number; top: number; moved: boolean } | null = null;
+  scroller.addEventListener("pointerdown", (ev) => {
+    if (ev.button !== 0 || target(ev).node !== undefined) return; // nodes keep their clicks
+    drag = { x: ev.clientX, y: ev.clientY, left: scroller.scrollLeft, top: scroller.scrollTop, moved: false };
+  });
+  const onMove = (ev: PointerEvent) => {
+    if (!drag) return;
+    const dx = ev.clientX - drag.x;
+    const dy = ev.clientY - drag.y;
+    if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 4) return;
+    drag.moved = true;
+    scroller.classList.add("iw-panning");
+    scroller.scrollLeft = drag.left - dx;
+    scroller.scrollTop = drag.top - dy;
+  };
+  const endDrag = () => {
+    drag = null;
+    scroller.classList.remove("iw-panning");
+  };
+  doc.addEventListener("pointermove", onMove);
+  doc.addEventListener("pointerup", endDrag);
 
   // --- tooltip ------------------------------------------------------------------------------------------
   const edgeTip = (i: number): (Node | string)[] => {
@@ -315,7 +389,13 @@ export function renderCircuit(el: HTMLElement, props: CircuitViewProps): () => v
   });
 
   // --- export -------------------------------------------------------------------------------------------------
-  const svgText = () => (view ? serializeSvg(view.svg) : "");
+  const svgText = () => {
+    if (!view || !layout) return "";
+    const copy = view.svg.cloneNode(true) as SVGSVGElement; // the file has the graph's own size, not the zoom's
+    copy.setAttribute("width", String(layout.width));
+    copy.setAttribute("height", String(layout.height));
+    return serializeSvg(copy);
+  };
   svgBtn.addEventListener("click", () => {
     if (!view) return;
     download("circuit.svg", new Blob([svgText()], { type: "image/svg+xml" }));
@@ -360,6 +440,7 @@ export function renderCircuit(el: HTMLElement, props: CircuitViewProps): () => v
       layout = layoutCircuit(g);
       view = createCircuitSvg(doc, g, layout, palette(theme));
       scroller.replaceChildren(view.svg);
+      setZoom(zoom);
       root.dataset.nodes = String(g.nodes.length);
       root.dataset.layoutMs = layout.ms.toFixed(1);
       title.textContent = g.title;
@@ -401,6 +482,8 @@ export function renderCircuit(el: HTMLElement, props: CircuitViewProps): () => v
   return () => {
     unsubscribe();
     unwatch();
+    doc.removeEventListener("pointermove", onMove);
+    doc.removeEventListener("pointerup", endDrag);
     heads.destroy();
     root.remove();
   };

@@ -180,6 +180,33 @@ def test_circuit_graph_in_jupyterlab(lab: Any, tmp_path: Any) -> None:
     dl.value.save_as(png_path)
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # --- zoom and pan: all in the page --------------------------------------------------------------------------
+    comm_zoom = int(lab.run_code("print(len(COMM))"))
+    scroller = view.locator("[data-testid='iw-circuit-graph']")
+    svg = view.locator("[data-testid='iw-circuit-svg']")
+    natural = float(svg.get_attribute("width"))
+    view.locator("[data-testid='iw-zoom-fit']").click()
+    fit_w = float(svg.get_attribute("width"))
+    assert fit_w <= scroller.evaluate("e => e.clientWidth") + 1 and fit_w <= natural
+    scroller.scroll_into_view_if_needed()
+    box = scroller.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 40)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -600)  # ctrl + wheel up: zoom in around the pointer
+    page.keyboard.up("Control")
+    page.wait_for_function(f"([live, t]) => Number(({FIND})(live, t).dataset.zoom) > 2", arg=[LIVE, BIG_TITLE],
+                           timeout=10_000)
+    assert float(svg.get_attribute("width")) > 2 * natural * 0.99
+    # drag the background: the view pans (the band labels' column at the left edge holds no node)
+    left0 = scroller.evaluate("e => e.scrollLeft")
+    page.mouse.move(box["x"] + 4, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 4 - 150, box["y"] + 20, steps=5)
+    page.mouse.up()
+    assert scroller.evaluate("e => e.scrollLeft") == pytest.approx(left0 + 150, abs=2)
+    view.locator("[data-testid='iw-zoom-fit']").click()
+    assert int(lab.run_code("print(len(COMM))")) == comm_zoom  # the kernel heard nothing
+
     # --- the drawing cap: 2000 edges --------------------------------------------------------------------------
     t0 = time.monotonic()
     lab.run_code("w.top_k = 0")
