@@ -9,7 +9,15 @@ import _tiny_models as tiny
 import pytest
 import torch
 
-from interp_widget.analysis.circuits import CircuitGraph, EdgeIndex, EdgeRunner, circuit, edge_patch, faithfulness
+from interp_widget.analysis.circuits import (
+    CircuitGraph,
+    EdgeIndex,
+    EdgeRunner,
+    circuit,
+    edge_patch,
+    faithfulness,
+    faithfulness_curve,
+)
 from interp_widget.analysis.circuits.eap import eap_scores
 from interp_widget.analysis.circuits.faithfulness import reference
 from interp_widget.analysis.metrics import bind_metric, logit_diff
@@ -247,3 +255,38 @@ def test_hooks_and_switches_are_restored_after_an_error(tl: Model) -> None:
     # and the model still runs as before
     g = circuit(tl, clean, corrupted, logit_diff(ANS, WRONG), method="eap")
     assert g.n_edges == len(g.index.edges)
+
+
+def test_progress_reports_and_stops_long_work(tl: Model) -> None:
+    """``progress(done, total)`` climbs to its total for exact pruning, edge patching and the curve; raising from
+    it stops the work (the sweeps' cancel protocol) with hooks removed, and a rerun gives the same circuit."""
+    clean, corrupted = _pair(tiny.D_VOCAB)
+    m = logit_diff(ANS, WRONG)
+    seen: list[tuple[int, int]] = []
+    g = circuit(tl, clean, corrupted, m, method="acdc", threshold=0.05, chunk=8,
+                progress=lambda d, t: seen.append((d, t)))
+    total = 1 + g.n_edges + 1  # attribution, every candidate, the verification
+    assert seen[0] == (0, total) and seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) > 4
+
+    class Stop(Exception):
+        pass
+
+    def stop_midway(done: int, total: int) -> None:
+        if done > total // 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        circuit(tl, clean, corrupted, m, method="acdc", threshold=0.05, chunk=8, progress=stop_midway)
+    ht = tl.raw
+    assert not ht.cfg.use_split_qkv_input and not ht.cfg.use_attn_result
+    assert all(not hp._forward_hooks for hp in ht.hook_dict.values())
+    again = circuit(tl, clean, corrupted, m, method="acdc", threshold=0.05, chunk=8)
+    assert again.edge_names() == g.edge_names()
+
+    rows: list[tuple[int, int]] = []
+    exact = edge_patch(tl, clean, corrupted, m, max_bytes=1, progress=lambda d, t: rows.append((d, t)))
+    assert rows[-1] == (len(exact), len(exact)) and len(rows) == len(exact)  # max_bytes=1: one edge per call
+    pts: list[tuple[int, int]] = []
+    faithfulness_curve(tl, clean, corrupted, m, g, [0, 5, g.n_edges], progress=lambda d, t: pts.append((d, t)))
+    assert pts[-1] == (5, 5)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from interp_widget.analysis.activation_store import Progress, progress_reporter
 from interp_widget.analysis.circuits import acdc as _acdc
 from interp_widget.analysis.circuits import faithfulness as _faith
 from interp_widget.analysis.circuits._engine import EdgeRunner
@@ -58,7 +59,7 @@ class _Setup:
 def circuit(model: Model, clean: TokensLike, corrupted: TokensLike, metric: MetricLike, method: Method = "eap",
             *, ig_steps: int = 5, threshold: float | None = None, seed: Literal["eap", "eap-ig"] = "eap-ig",
             max_candidates: int | None = None, ablation: _faith.Ablation = "resample", chunk: int = 64,
-            max_bytes: int = 256 * 2**20) -> CircuitGraph:
+            max_bytes: int = 256 * 2**20, progress: bool | Progress | None = None) -> CircuitGraph:
     """Score every edge of ``model``'s graph for the clean-vs-corrupted behaviour measured by ``metric``.
 
     ``method``: ``"eap"`` (one forward and backward), ``"eap-ig"`` (``ig_steps`` interpolation points) or
@@ -66,6 +67,10 @@ def circuit(model: Model, clean: TokensLike, corrupted: TokensLike, metric: Metr
     ``max_candidates`` best edges (default: all) and drops each one whose removal changes the metric by
     at most ``threshold``, default 1% of ``|M(clean) - M(corrupted)|``). EAP graphs keep every edge:
     prune them with :meth:`CircuitGraph.top` / :meth:`CircuitGraph.prune`.
+
+    ``progress``: ``True`` (a tqdm bar), a callable ``progress(done, total)`` (raise from it to stop), or
+    ``None``. Units: the attribution pass is 1; exact pruning adds one per candidate edge and one for the
+    final verification. A kernel interrupt (KeyboardInterrupt) stops it too; hooks are always removed.
     """
     if method not in ("eap", "eap-ig", "acdc"):
         msg = f"method must be 'eap', 'eap-ig' or 'acdc', not {method!r}"
@@ -76,17 +81,22 @@ def circuit(model: Model, clean: TokensLike, corrupted: TokensLike, metric: Metr
     st = _Setup(model, clean, corrupted, metric, max_bytes)
     run = st.runner
     how = seed if method == "acdc" else method
-    scores = eap_scores(run, st.clean, st.metric, st.clean_acts, st.corr_acts,
-                        ig_steps=ig_steps if how == "eap-ig" else None)
-    meta: dict[str, Any] = {"n_prompts": int(st.clean.shape[0]), "n_pos": int(st.clean.shape[1])}
-    kept = torch.ones(run.n_edges, dtype=torch.bool)
-    effects = None
+    n_cand = min(run.n_edges, run.n_edges if max_candidates is None else int(max_candidates))
+    total = 1 + (n_cand + 1 if method == "acdc" else 0)
+    with progress_reporter(progress, total, f"circuit ({method})") as report:
+        report(0)
+        scores = eap_scores(run, st.clean, st.metric, st.clean_acts, st.corr_acts,
+                            ig_steps=ig_steps if how == "eap-ig" else None)
+        report(1)
+        meta: dict[str, Any] = {"n_prompts": int(st.clean.shape[0]), "n_pos": int(st.clean.shape[1])}
+        kept = torch.ones(run.n_edges, dtype=torch.bool)
+        effects = None
+        if method == "acdc":
+            gap = abs(st.clean_metric - st.corrupted_metric)
+            thr = 0.01 * gap if threshold is None else float(threshold)
+            kept, effects, stats = _acdc.prune(run, st.clean, st.metric, st.ref(ablation), scores, thr,
+                                               max_candidates=n_cand, chunk=chunk, report=lambda d: report(1 + d))
     if method == "acdc":
-        gap = abs(st.clean_metric - st.corrupted_metric)
-        thr = 0.01 * gap if threshold is None else float(threshold)
-        n_cand = run.n_edges if max_candidates is None else int(max_candidates)
-        kept, effects, stats = _acdc.prune(run, st.clean, st.metric, st.ref(ablation), scores, thr,
-                                           max_candidates=n_cand, chunk=chunk)
         meta.update({"threshold": thr, "seed": seed, "max_candidates": n_cand, "ablation": ablation,
                      "rounds": stats.rounds, "edges_measured": stats.measured})
     if method == "eap-ig" or (method == "acdc" and seed == "eap-ig"):
@@ -136,17 +146,24 @@ def _faithfulness(st: _Setup, circuit: CircuitGraph | Sequence[str], ablation: s
 
 def faithfulness_curve(model: Model, clean: TokensLike, corrupted: TokensLike, metric: MetricLike,
                        graph: CircuitGraph, n_edges: Sequence[int] | None = None, *,
-                       ablation: _faith.Ablation = "resample", max_bytes: int = 256 * 2**20) -> FaithfulnessCurve:
-    """Faithfulness of the top-``n`` edges of ``graph`` (by ``|score|``) for each ``n`` in ``n_edges``."""
+                       ablation: _faith.Ablation = "resample", max_bytes: int = 256 * 2**20,
+                       progress: bool | Progress | None = None) -> FaithfulnessCurve:
+    """Faithfulness of the top-``n`` edges of ``graph`` (by ``|score|``) for each ``n`` in ``n_edges``.
+
+    ``progress`` as in :func:`circuit`; units: ablated runs (one per point, plus the clean and empty runs)."""
     st = _Setup(model, clean, corrupted, metric, max_bytes)
     pts = _faith.default_points(st.runner.n_edges) if n_edges is None else [int(n) for n in n_edges]
-    return _faith.curve(st.runner, st.clean, st.metric, st.ref(ablation), graph.scores, pts, ablation)
+    with progress_reporter(progress, len(pts) + 2, "faithfulness curve") as report:
+        return _faith.curve(st.runner, st.clean, st.metric, st.ref(ablation), graph.scores, pts, ablation, report)
 
 
 def edge_patch(model: Model, clean: TokensLike, corrupted: TokensLike, metric: MetricLike,
-               edges: Sequence[str] | None = None, *, max_bytes: int = 256 * 2**20) -> dict[str, float]:
+               edges: Sequence[str] | None = None, *, max_bytes: int = 256 * 2**20,
+               progress: bool | Progress | None = None) -> dict[str, float]:
     """Exact edge patching: ``M(clean) - M(clean with one edge's sender contribution corrupted)`` per edge
-    (default: every edge), all edges batched. The brute-force reference for EAP scores."""
+    (default: every edge), all edges batched. The brute-force reference for EAP scores.
+
+    ``progress`` as in :func:`circuit`; units: edges patched."""
     import torch
 
     st = _Setup(model, clean, corrupted, metric, max_bytes)
@@ -155,5 +172,6 @@ def edge_patch(model: Model, clean: TokensLike, corrupted: TokensLike, metric: M
     masks = torch.zeros(len(ids), len(ix.edges), dtype=torch.bool)
     for i, e in enumerate(ids):
         masks[i, e] = True
-    vals = st.runner.ablated_metric(st.clean, st.metric, st.ref("resample"), masks)
+    with progress_reporter(progress, len(ids), "edge patching") as report:
+        vals = st.runner.ablated_metric(st.clean, st.metric, st.ref("resample"), masks, report)
     return {ix.edge_name(e): st.clean_metric - float(v) for e, v in zip(ids, vals, strict=True)}

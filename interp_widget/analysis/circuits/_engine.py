@@ -13,6 +13,7 @@ replacement (the corrupted run's output for resample ablation, a mean for mean a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -176,8 +177,9 @@ class EdgeRunner:
         return max(1, self.max_bytes // max(per_run, 1))
 
     def ablated_metric(self, tokens: torch.Tensor, metric: Metric, ref: torch.Tensor,
-                       ablate: torch.Tensor) -> torch.Tensor:
-        """The metric for each row of ``ablate`` ``[G, n_edges]``, in chunks sized to ``max_bytes``."""
+                       ablate: torch.Tensor, report: Callable[[int], None] | None = None) -> torch.Tensor:
+        """The metric for each row of ``ablate`` ``[G, n_edges]``, in chunks sized to ``max_bytes``;
+        ``report(rows_done)`` after each chunk (an exception it raises stops the work)."""
         import torch
 
         b, p = tokens.shape
@@ -189,6 +191,8 @@ class EdgeRunner:
                 chunk = ablate[i:i + step]
                 logits, _, _ = self.run(tokens, chunk.shape[0], ref=ref, ablate=chunk, positions=positions)
                 out.append(metric.per_run(logits, b).detach().float())
+                if report is not None:
+                    report(min(i + step, ablate.shape[0]))
         return torch.cat(out) if out else torch.zeros(0)
 
     def capture(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

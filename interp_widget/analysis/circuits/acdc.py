@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,9 +59,13 @@ def _drop(edges: list[int], change: torch.Tensor, threshold: float, kept: torch.
 
 
 def prune(runner: EdgeRunner, tokens: torch.Tensor, metric: Metric, ref: torch.Tensor, scores: torch.Tensor,
-          threshold: float, *, max_candidates: int, chunk: int = 64,
-          max_rounds: int = 10_000) -> tuple[torch.Tensor, torch.Tensor, PruneStats]:
-    """Returns ``(kept [n_edges] bool, effects [n_edges] (NaN where not measured), stats)``."""
+          threshold: float, *, max_candidates: int, chunk: int = 64, max_rounds: int = 10_000,
+          report: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, PruneStats]:
+    """Returns ``(kept [n_edges] bool, effects [n_edges] (NaN where not measured), stats)``.
+
+    ``report(done)`` counts candidates: after each chunk of the greedy pass ``done`` is the number of
+    candidates passed, and ``len(candidates) + 1`` once the verification is over (an exception it raises
+    stops the pruning)."""
     import torch
 
     if threshold < 0:
@@ -81,6 +86,8 @@ def prune(runner: EdgeRunner, tokens: torch.Tensor, metric: Metric, ref: torch.T
             _, change = _measure(runner, tokens, metric, ref, kept, live, stats)
             if _drop(live, change, threshold, kept) == 0:
                 break
+        if report is not None:
+            report(min(i + chunk, len(cand)))
     effects = torch.full((runner.n_edges,), float("nan"))
     while stats.rounds < max_rounds:
         live = kept.nonzero().flatten().tolist()
@@ -93,4 +100,6 @@ def prune(runner: EdgeRunner, tokens: torch.Tensor, metric: Metric, ref: torch.T
         if _drop(live, change, threshold, kept) == 0:
             effects[live] = change
             break
+    if report is not None:
+        report(len(cand) + 1)
     return kept, effects, stats

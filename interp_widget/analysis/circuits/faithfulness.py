@@ -9,7 +9,7 @@ edges inside keep their values *as computed in the ablated run*, so ablations pr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -61,13 +61,14 @@ class FaithfulnessCurve:
 
 
 def measure(runner: EdgeRunner, clean: torch.Tensor, metric: Metric, ref: torch.Tensor,
-            kept: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-    """Metric per circuit (``kept`` ``[G, n_edges]``) and the clean and empty-circuit metrics."""
+            kept: torch.Tensor, report: Callable[[int], None] | None = None) -> tuple[torch.Tensor, float, float]:
+    """Metric per circuit (``kept`` ``[G, n_edges]``) and the clean and empty-circuit metrics (``G + 2`` runs;
+    ``report(runs_done)`` after each batched chunk)."""
     import torch
 
     e = runner.n_edges
     masks = torch.cat([torch.zeros(1, e, dtype=torch.bool), torch.ones(1, e, dtype=torch.bool), ~kept])
-    vals = runner.ablated_metric(clean, metric, ref, masks)
+    vals = runner.ablated_metric(clean, metric, ref, masks, report)
     return vals[2:], float(vals[0]), float(vals[1])
 
 
@@ -77,14 +78,14 @@ def fraction(value: float, clean: float, empty: float) -> float:
 
 
 def curve(runner: EdgeRunner, clean: torch.Tensor, metric: Metric, ref: torch.Tensor, scores: torch.Tensor,
-          n_edges: Sequence[int], ablation: str) -> FaithfulnessCurve:
+          n_edges: Sequence[int], ablation: str, report: Callable[[int], None] | None = None) -> FaithfulnessCurve:
     import torch
 
     order = scores.abs().argsort(descending=True, stable=True)
     kept = torch.zeros(len(n_edges), runner.n_edges, dtype=torch.bool)
     for i, n in enumerate(n_edges):
         kept[i, order[:n]] = True
-    vals, c, emp = measure(runner, clean, metric, ref, kept)
+    vals, c, emp = measure(runner, clean, metric, ref, kept, report)
     return FaithfulnessCurve(list(n_edges), [fraction(float(v), c, emp) for v in vals], vals.tolist(), c, emp,
                              runner.n_edges, ablation)
 
