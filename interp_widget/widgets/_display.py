@@ -37,6 +37,14 @@ DISPLAYS: dict[tuple[str, str], str] = {
 RESULT_TYPES: tuple[tuple[str, str], ...] = tuple(DISPLAYS)
 
 
+def widget_bundle(widget: Any, result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``widget``'s mime bundle (the live view and its static snapshot), with ``result``'s plain ``repr`` as
+    its ``text/plain``."""
+    bundle = widget._repr_mimebundle_()
+    data, metadata = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
+    return {**data, "text/plain": repr(result)}, dict(metadata)
+
+
 def _bundler(obj: Any) -> Callable[[Any], Any]:
     for klass in type(obj).__mro__:
         target = DISPLAYS.get((klass.__module__, klass.__name__))

@@ -42,6 +42,7 @@ from interp_widget.schema.circuit import (
 from interp_widget.schema.patching import HeadPatternsReply, OpenHeadRequest
 from interp_widget.server.registry import track
 from interp_widget.widgets._commands import reply_unknown_commands, safe_command
+from interp_widget.widgets._display import widget_bundle
 from interp_widget.widgets._static import STATIC_DIR, add_snapshot, b64_tree, bundle_source, json_for_script
 
 if TYPE_CHECKING:
@@ -405,8 +406,4 @@ def circuit_widget(graph: Any, *, threshold: float = 0.0, top_k: int = 200, max_
 
 def circuit_mimebundle(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """What a CircuitGraph displays as: the live widget, a static snapshot, and its repr as text."""
-    bundle = circuit_widget(result)._repr_mimebundle_()
-    data, metadata = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
-    data = dict(data)
-    data["text/plain"] = repr(result)
-    return data, dict(metadata)
+    return widget_bundle(circuit_widget(result), result)

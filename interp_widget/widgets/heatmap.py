@@ -21,6 +21,7 @@ import numpy as np
 
 from interp_widget.schema import encode
 from interp_widget.schema.patching import HeatmapData, StaticHeatmap
+from interp_widget.widgets._display import widget_bundle
 from interp_widget.widgets._static import STATIC_DIR, b64_tree, bundle_source, json_for_script, png_bytes
 
 if TYPE_CHECKING:
@@ -239,9 +240,4 @@ def show(result: Any, model: Any = None, **kwargs: Any) -> Any:
 
 def result_mimebundle(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """What a result displays as: the live heatmap widget, a static snapshot, and its repr as text."""
-    widget = show(result)
-    bundle = widget._repr_mimebundle_()
-    data, metadata = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
-    data = dict(data)
-    data["text/plain"] = repr(result)
-    return data, dict(metadata)
+    return widget_bundle(show(result), result)

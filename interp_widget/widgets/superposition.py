@@ -27,6 +27,7 @@ import traitlets as t
 from interp_widget.schema import encode
 from interp_widget.schema.superposition import SparsityInfo, StaticSuperposition, SuperpositionData, SuperpositionState
 from interp_widget.server.registry import track
+from interp_widget.widgets._display import widget_bundle
 from interp_widget.widgets._static import STATIC_DIR
 from interp_widget.widgets.features import missing_esm, snapshot_bundle
 
@@ -124,12 +125,7 @@ def result_mimebundle(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """What a SuperpositionResult or ProbeResult displays as (the live widget / an SVG line plot)."""
     if type(result).__name__ == "ProbeResult":
         return probe_mimebundle(result)
-    widget = SuperpositionWidget(result)
-    bundle = widget._repr_mimebundle_()
-    data, metadata = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
-    data = dict(data)
-    data["text/plain"] = repr(result)
-    return data, dict(metadata)
+    return widget_bundle(SuperpositionWidget(result), result)
 
 
 # --- probe results: a static line plot ---------------------------------------------------------------

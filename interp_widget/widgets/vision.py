@@ -48,6 +48,7 @@ from interp_widget.schema.vision import (
 )
 from interp_widget.server.registry import track
 from interp_widget.widgets._commands import message_command, reply_unknown_commands
+from interp_widget.widgets._display import widget_bundle
 from interp_widget.widgets._static import (
     STATIC_DIR,
     add_snapshot,
@@ -457,8 +458,4 @@ def vision_widget(result: Any) -> VisionGridWidget | TuningWidget:
 
 def result_mimebundle(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """What a vision result displays as: its widget, a static snapshot, and its repr as text."""
-    bundle = vision_widget(result)._repr_mimebundle_()
-    data, metadata = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
-    data = dict(data)
-    data["text/plain"] = repr(result)
-    return data, dict(metadata)
+    return widget_bundle(vision_widget(result), result)

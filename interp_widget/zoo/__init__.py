@@ -95,9 +95,10 @@ def card(name: str) -> str:
     """The model card (markdown) of a zoo model."""
     key = _resolve(name)
     d = _DIRS[key]
-    if d is None:
+    if d is None:  # built by a module: its MODEL_CARD.md beside it, else its docstring
         module = importlib.import_module(_LOADERS[key])
-        text = getattr(module, "CARD", None) or module.__doc__
+        beside = Path(module.__file__ or "").parent / "MODEL_CARD.md"
+        text = beside.read_text() if beside.is_file() else module.__doc__
         if not text:
             msg = f"zoo model {key!r} has no model card"
             raise ModelLoadError(msg)

@@ -81,7 +81,7 @@ def circuit(model: Model, clean: TokensLike, corrupted: TokensLike, metric: Metr
     st = _Setup(model, clean, corrupted, metric, max_bytes)
     run = st.runner
     how = seed if method == "acdc" else method
-    n_cand = min(run.n_edges, run.n_edges if max_candidates is None else int(max_candidates))
+    n_cand = run.n_edges if max_candidates is None else min(run.n_edges, int(max_candidates))
     total = 1 + (n_cand + 1 if method == "acdc" else 0)
     with progress_reporter(progress, total, f"circuit ({method})") as report:
         report(0)

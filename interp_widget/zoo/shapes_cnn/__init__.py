@@ -13,7 +13,7 @@ curves in 2 curvature x 4 orientation bins, rings, textures). Input: ``[n, 3, 32
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from interp_widget.errors import ModelLoadError
 
@@ -72,17 +72,8 @@ def load_module() -> torch.nn.Module:
 
 def load(device: str | None = None) -> Model:
     """``shapes-cnn`` as a :class:`Model` (nnsight backend over the torch module; ``model.raw`` is the module)."""
-    from interp_widget.models.model import Model
-    from interp_widget.tracing.nnsight_backend import NNsightBackend
+    from interp_widget.models.loading import load as load_object
 
     net = load_module()
-    if device is not None:
-        net = net.to(device)
-    return Model(NNsightBackend(net, name=NAME), name=NAME, raw=net)
+    return load_object(net if device is None else net.to(device), name=NAME)
 
-
-def __getattr__(name: str) -> Any:
-    if name == "CARD":  # read by interp_widget.zoo.card()
-        return (HERE / "MODEL_CARD.md").read_text()
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)

@@ -118,18 +118,8 @@ def load_all() -> ToyModels:
 
 def load(device: str | None = None, *, sparsity: float = DEFAULT_SPARSITY) -> Model:
     """One sparsity of ``superposition-toy`` as a :class:`Model` (nnsight backend; ``model.raw`` is the module)."""
-    from interp_widget.models.model import Model
-    from interp_widget.tracing.nnsight_backend import NNsightBackend
+    from interp_widget.models.loading import load as load_object
 
     net = load_all().module(sparsity)
-    if device is not None:
-        net = net.to(device)
-    name = f"{NAME}@{sparsity:g}"
-    return Model(NNsightBackend(net, name=name), name=name, raw=net)
+    return load_object(net if device is None else net.to(device), name=f"{NAME}@{sparsity:g}")
 
-
-def __getattr__(name: str) -> Any:
-    if name == "CARD":  # read by interp_widget.zoo.card()
-        return (HERE / "MODEL_CARD.md").read_text()
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
